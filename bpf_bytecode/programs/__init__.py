@@ -1,0 +1,1 @@
+"""Program builders: layout facts and map fds in, instruction lists out."""
