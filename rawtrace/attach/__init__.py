@@ -1,0 +1,1 @@
+"""Attach families: one module each, all on the perf-event core in perf_event.py."""

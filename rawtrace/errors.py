@@ -1,0 +1,38 @@
+"""Errors a user can act on: each names the cause and, where there is one, the fix."""
+
+from __future__ import annotations
+
+
+class RawtraceError(Exception):
+    """Base of rawtrace's errors. str() is one line: the cause, then the fix."""
+
+    def __init__(self, cause: str, fix: str | None = None) -> None:
+        super().__init__(cause)
+        self.cause = cause
+        self.fix = fix
+
+    def __str__(self) -> str:
+        return f"{self.cause}; {self.fix}" if self.fix else self.cause
+
+
+class PermissionMissing(RawtraceError):
+    """The process lacks a privilege the kernel asks for."""
+
+
+class KernelFeatureMissing(RawtraceError):
+    """The running kernel lacks something a trace needs (a config option, a tracepoint, ...)."""
+
+
+class VerifierError(RawtraceError):
+    """The kernel refused a program; `log` holds the verifier's explanation."""
+
+    def __init__(self, program: str, errno: int, log: str) -> None:
+        last = [line for line in log.splitlines() if line.strip()][-3:]
+        detail = " | ".join(last) if last else "the verifier gave no log"
+        super().__init__(
+            f"the kernel rejected BPF program {program!r} (errno {errno}): {detail}",
+            "this is a rawtrace bug: please report it with the full verifier log",
+        )
+        self.program = program
+        self.errno = errno
+        self.log = log

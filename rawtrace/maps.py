@@ -1,0 +1,67 @@
+"""BPF maps, each owned by one Map object that closes its fd."""
+
+from __future__ import annotations
+
+import errno
+
+from rawtrace import bpf
+from rawtrace.bpf import MapType
+from rawtrace.errors import RawtraceError
+from rawtrace.fd import OwnedFd
+
+
+class Map(OwnedFd):
+    """A created map; keys and values are bytes of the sizes it was created with."""
+
+    def __init__(
+        self, fd: int, map_type: MapType, key_size: int, value_size: int, name: str
+    ) -> None:
+        super().__init__(fd)
+        self.map_type = map_type
+        self.key_size = key_size
+        self.value_size = value_size
+        self.name = name
+
+    @classmethod
+    def create(
+        cls,
+        map_type: MapType,
+        *,
+        key_size: int,
+        value_size: int,
+        max_entries: int,
+        name: str,
+        flags: int = 0,
+    ) -> Map:
+        try:
+            fd = bpf.map_create(map_type, key_size, value_size, max_entries, name, flags)
+        except OSError as exc:
+            raise RawtraceError(
+                f"cannot create BPF map {name!r} ({map_type.name}, {max_entries} entries): "
+                f"{exc.strerror}",
+                _map_create_fix(exc.errno),
+            ) from exc
+        return cls(fd, map_type, key_size, value_size, name)
+
+    def update(self, key: bytes, value: bytes, flags: int = 0) -> None:
+        bpf.map_update_elem(self.fileno(), key, value, flags)
+
+    def lookup(self, key: bytes) -> bytes | None:
+        try:
+            return bpf.map_lookup_elem(self.fileno(), key, self.value_size)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                return None
+            raise
+
+    def delete(self, key: bytes) -> None:
+        bpf.map_delete_elem(self.fileno(), key)
+
+
+def _map_create_fix(err: int | None) -> str | None:
+    if err == errno.EPERM:
+        # Before 5.11 map memory is charged to RLIMIT_MEMLOCK, which defaults to a few pages.
+        return "run as root; on kernels before 5.11 also raise the memlock limit (ulimit -l)"
+    if err == errno.EINVAL:
+        return "this kernel does not support this map type"
+    return None

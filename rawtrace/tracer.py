@@ -1,0 +1,253 @@
+"""A trace from start to finish: plan, load, attach, read, decode; and the public `trace()`.
+
+The CLI is built on this module and nothing else of the pipeline, so the Python API can do
+whatever the command line does.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from bpf_bytecode.programs.syscall import Filters, syscall_enter, syscall_exit
+from kernel_compat import (
+    FeatureMissing,
+    kernel_release,
+    online_cpus,
+    possible_cpus,
+    read_tracepoint_format,
+)
+from rawtrace.attach.perf_event import PerfEventLink
+from rawtrace.attach.tracepoint import attach_tracepoint
+from rawtrace.bpf import MapType, ProgType
+from rawtrace.decode import Decoder
+from rawtrace.errors import KernelFeatureMissing, PermissionMissing, RawtraceError
+from rawtrace.event import Event
+from rawtrace.events import EventSpec, lookup
+from rawtrace.maps import Map
+from rawtrace.perf_reader import DEFAULT_PAGES, PerfReader
+from rawtrace.privileges import require_tracing_capabilities
+from rawtrace.programs import Program, load_program
+from rawtrace.tracefs import ensure_tracefs
+
+START_TIMES_ENTRIES = 16384  # threads inside a traced call at once; LRU evicts missed exits
+
+
+@dataclass(frozen=True)
+class TraceStats:
+    """What a trace delivered and what it lost, per CPU."""
+
+    delivered: int
+    lost_per_cpu: dict[int, int]
+    undecodable: int  # records in a ring that were not a known event (should stay 0)
+
+    @property
+    def lost(self) -> int:
+        return sum(self.lost_per_cpu.values())
+
+
+class Tracer:
+    """Traces events until closed. Use as a context manager; iterate it, or call read().
+
+    >>> with trace("vfork") as tracer:           # doctest: +SKIP
+    ...     for event in tracer:
+    ...         print(event.process_id, event.arg("pid"))
+    """
+
+    def __init__(
+        self,
+        events: str | Sequence[str] = "vfork",
+        *,
+        pid: int | None = None,
+        comm: str | None = None,
+        pages: int = DEFAULT_PAGES,
+        poll_interval: float = 0.1,
+    ) -> None:
+        self.specs = lookup(events if isinstance(events, str) else list(events))
+        try:
+            self.filters = Filters(pid=pid, comm=comm.encode() if comm is not None else None)
+        except ValueError as exc:
+            raise RawtraceError(f"bad --comm filter: {exc}", "give at most 15 bytes") from exc
+        self.pages = pages
+        self.poll_interval = poll_interval
+        self._resources = ExitStack()
+        self._links = ExitStack()
+        self._reader: PerfReader | None = None
+        self._decoder = Decoder()
+        self._delivered = 0
+        self._stopped = False
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> Tracer:
+        """Load and attach everything; on any failure, release what was made and raise."""
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _start(self) -> None:
+        require_tracing_capabilities()
+        _lift_memlock_limit()
+        tracefs = ensure_tracefs()
+        events_map = self._resources.enter_context(
+            Map.create(
+                MapType.PERF_EVENT_ARRAY,
+                key_size=4,
+                value_size=4,
+                max_entries=max(possible_cpus()) + 1,
+                name="rawtrace_events",
+            )
+        )
+        start_times = self._resources.enter_context(
+            Map.create(
+                MapType.LRU_HASH,
+                key_size=8,
+                value_size=8,
+                max_entries=START_TIMES_ENTRIES,
+                name="rawtrace_starts",
+            )
+        )
+        # The rings exist before any program runs, so the first event already has a place.
+        self._reader = PerfReader(events_map, online_cpus(), self.pages)
+        self._resources.callback(self._reader.close)
+        for spec in self.specs:
+            self._attach_syscall(spec, tracefs, events_map, start_times)
+
+    def _attach_syscall(
+        self, spec: EventSpec, tracefs: Path, events_map: Map, start_times: Map
+    ) -> None:
+        syscall = spec.feed.syscall
+        enter_name, exit_name = f"sys_enter_{syscall}", f"sys_exit_{syscall}"
+        try:
+            exit_format = read_tracepoint_format(tracefs, "syscalls", exit_name)
+        except FeatureMissing as exc:
+            raise KernelFeatureMissing(
+                f"this kernel has no tracepoint syscalls:{exit_name} ({exc})",
+                "rawtrace needs a kernel built with CONFIG_FTRACE_SYSCALLS",
+            ) from exc
+        enter = self._resources.enter_context(
+            load_program(
+                f"{syscall}_enter",
+                ProgType.TRACEPOINT,
+                syscall_enter(start_times.fileno(), self.filters),
+            )
+        )
+        leave = self._resources.enter_context(
+            load_program(
+                f"{syscall}_exit",
+                ProgType.TRACEPOINT,
+                syscall_exit(
+                    ret_offset=exit_format.field("ret").offset,
+                    start_times_fd=start_times.fileno(),
+                    events_fd=events_map.fileno(),
+                    event_id=spec.event_id,
+                    skip_child_return=spec.feed.skip_child_return,
+                    filters=self.filters,
+                ),
+            )
+        )
+        # Exit first: an entry seen without its exit would only leave a stale start time.
+        for program, name in ((leave, exit_name), (enter, enter_name)):
+            self._links.callback(_attach_syscall_tracepoint(program, tracefs, name).close)
+
+    def stop(self) -> None:
+        """Detach every program. Events already in the rings can still be read."""
+        self._stopped = True
+        self._links.close()
+
+    def close(self) -> None:
+        """Detach and release everything. Idempotent."""
+        self.stop()
+        self._resources.close()
+        self._reader = None
+
+    def __enter__(self) -> Tracer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def read(self, timeout: float | None = None) -> list[Event]:
+        """Events that are ready. Like selectors: None waits until some come, 0 only polls,
+        a positive timeout waits at most that many seconds. After stop() it never waits."""
+        reader = self._require_reader()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            events = self._drain(reader)
+            if events or self._stopped:
+                return events
+            left = self.poll_interval if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                return events
+            # Records below a ring's watermark raise no wakeup: wait at most poll_interval.
+            reader.wait(min(left, self.poll_interval))
+
+    def _drain(self, reader: PerfReader) -> list[Event]:
+        decode = self._decoder.decode
+        events = [e for e in map(decode, reader.drain()) if e is not None]
+        self._delivered += len(events)
+        return events
+
+    def __iter__(self) -> Iterator[Event]:
+        """Events as they come, until stop(); after stop, what is left in the rings."""
+        while True:
+            events = self.read(self.poll_interval)
+            if not events and self._stopped:
+                return
+            yield from events
+
+    def stats(self) -> TraceStats:
+        reader = self._require_reader()
+        return TraceStats(self._delivered, reader.lost_per_cpu(), self._decoder.undecodable)
+
+    def _require_reader(self) -> PerfReader:
+        if self._reader is None:
+            raise RawtraceError("the tracer is not running", "use it inside `with trace(...)`")
+        return self._reader
+
+
+def trace(
+    events: str | Sequence[str] = "vfork",
+    *,
+    pid: int | None = None,
+    comm: str | None = None,
+    pages: int = DEFAULT_PAGES,
+) -> Tracer:
+    """A tracer for the named events, started when its `with` block is entered."""
+    return Tracer(events, pid=pid, comm=comm, pages=pages)
+
+
+def _attach_syscall_tracepoint(program: Program, tracefs: Path, name: str) -> PerfEventLink:
+    try:
+        return attach_tracepoint(program, tracefs, "syscalls", name)
+    except PermissionError as exc:
+        raise PermissionMissing(
+            f"the kernel refused to attach to syscalls:{name}: {exc.strerror}",
+            "run as root (CAP_PERFMON), or lower kernel.perf_event_paranoid",
+        ) from exc
+
+
+def _lift_memlock_limit() -> None:
+    # Before 5.11 (commit 97306be45fbe) BPF memory is charged to RLIMIT_MEMLOCK, whose default
+    # of 64 KiB to 8 MiB is too small for the rings and maps.
+    if kernel_release().at_least(5, 11):
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_MEMLOCK, (resource.RLIM_INFINITY,) * 2)
+    except (ValueError, OSError):
+        pass  # map creation then fails with a message that names the limit
