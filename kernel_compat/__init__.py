@@ -1,0 +1,57 @@
+"""Read-only facts about the running kernel, read from /proc, /sys and tracefs.
+
+Every reader takes `root` (default "/") so tests can point it at a directory laid out
+like the real one. Readers raise FeatureMissing when the kernel lacks what was asked
+for, and KernelFactError when a fact exists but cannot be read or understood.
+"""
+
+from __future__ import annotations
+
+from .btf import vmlinux_btf_path
+from .capabilities import Capability, capability_name, effective_capabilities
+from .config import KernelConfig, kernel_config
+from .cpus import online_cpus, possible_cpus
+from .errors import FeatureMissing, KernelFactError
+from .kallsyms import syscall_symbol, syscall_symbol_candidates
+from .pmu import PmuFormatField, list_pmus, pmu_format_bit, pmu_format_field, pmu_type
+from .release import KernelRelease, kernel_release
+from .sysctl import lockdown, perf_event_paranoid, unprivileged_bpf_disabled
+from .tracefs import (
+    TRACEFS_MOUNTPOINTS,
+    TracepointField,
+    TracepointFormat,
+    find_tracefs,
+    read_tracepoint_format,
+    tracepoint_id,
+)
+
+__all__ = [
+    "TRACEFS_MOUNTPOINTS",
+    "Capability",
+    "FeatureMissing",
+    "KernelConfig",
+    "KernelFactError",
+    "KernelRelease",
+    "PmuFormatField",
+    "TracepointField",
+    "TracepointFormat",
+    "capability_name",
+    "effective_capabilities",
+    "find_tracefs",
+    "kernel_config",
+    "kernel_release",
+    "list_pmus",
+    "lockdown",
+    "online_cpus",
+    "perf_event_paranoid",
+    "pmu_format_bit",
+    "pmu_format_field",
+    "pmu_type",
+    "possible_cpus",
+    "read_tracepoint_format",
+    "syscall_symbol",
+    "syscall_symbol_candidates",
+    "tracepoint_id",
+    "unprivileged_bpf_disabled",
+    "vmlinux_btf_path",
+]
