@@ -1,10 +1,10 @@
 """Readable text for encoded programs, in the kernel verifier log's notation.
 
-    0: (bf) r6 = r1
-    1: (79) r7 = *(u64 *)(r6 +16)
-    2: (15) if r7 == 0x0 goto pc+12
-    ...
-   12: (85) call bpf_perf_event_output#25
+ 0: (bf) r6 = r1
+ 1: (79) r7 = *(u64 *)(r6 +16)
+ 2: (15) if r7 == 0x0 goto pc+12
+ ...
+12: (85) call bpf_perf_event_output#25
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ class AssemblyError(ValueError):
 
 @dataclass(frozen=True)
 class Insn:
-    """One instruction. `target` names the label a jump goes to; `off` is then filled by assemble."""
+    """One instruction. A jump names its target label; assemble() turns that into `off`."""
 
     opcode: int
     dst: Reg = Reg.R0

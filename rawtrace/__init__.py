@@ -1,9 +1,9 @@
 """rawtrace: an eBPF tracer in pure Python, with no compiler, BCC or kernel headers at run time.
 
-    >>> import rawtrace
-    >>> with rawtrace.trace("vfork") as tracer:    # doctest: +SKIP
-    ...     for event in tracer:
-    ...         print(event.process_name, event.arg("pid"))
+>>> import rawtrace
+>>> with rawtrace.trace("vfork") as tracer:    # doctest: +SKIP
+...     for event in tracer:
+...         print(event.process_name, event.arg("pid"))
 """
 
 from rawtrace.errors import KernelFeatureMissing, PermissionMissing, RawtraceError, VerifierError

@@ -67,9 +67,7 @@ def map_create(
 def map_update_elem(map_fd: int, key: bytes, value: bytes, flags: int = 0) -> None:
     key_buf, value_buf = bytearray(key), bytearray(value)
     attr = _attr()
-    struct.pack_into(
-        "<I4xQQQ", attr, 0, map_fd, address_of(key_buf), address_of(value_buf), flags
-    )
+    struct.pack_into("<I4xQQQ", attr, 0, map_fd, address_of(key_buf), address_of(value_buf), flags)
     bpf(Cmd.MAP_UPDATE_ELEM, attr)
 
 

@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Callable
 
-from rawtrace.event import ArgValue
 from rawtrace.errors import RawtraceError
+from rawtrace.event import ArgValue
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import platform
+from typing import Any
 
 import cffi
 
 _ffi = cffi.FFI()
 _ffi.cdef("long syscall(long number, ...);")
-_libc = _ffi.dlopen(None)
+_libc: Any = _ffi.dlopen(None)  # its functions come from the cdef above
 
 # Syscall numbers per architecture (arch/*/entry/syscalls, include/uapi/asm-generic/unistd.h).
 _SYSCALL_NUMBERS = {

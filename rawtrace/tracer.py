@@ -6,6 +6,7 @@ whatever the command line does.
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import time
 from collections.abc import Iterator, Sequence
@@ -247,7 +248,6 @@ def _lift_memlock_limit() -> None:
     # of 64 KiB to 8 MiB is too small for the rings and maps.
     if kernel_release().at_least(5, 11):
         return
-    try:
+    # Where this fails, map creation fails with a message that names the limit.
+    with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_MEMLOCK, (resource.RLIM_INFINITY,) * 2)
-    except (ValueError, OSError):
-        pass  # map creation then fails with a message that names the limit

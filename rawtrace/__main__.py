@@ -1,0 +1,5 @@
+import sys
+
+from rawtrace.cli import main
+
+sys.exit(main())

@@ -1,0 +1,98 @@
+"""The command line: `rawtrace trace EVENTS [options]`, built on the public API alone.
+
+Exit status: 0 on success (Ctrl-C and SIGTERM included), 1 when tracing fails (the cause and fix
+on one line of stderr), 2 for bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from types import FrameType
+from typing import TextIO
+
+import rawtrace
+from rawtrace.errors import RawtraceError, VerifierError
+from rawtrace.events import CATALOGUE
+from rawtrace.output import JsonWriter, TableWriter
+from rawtrace.tracer import Tracer
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rawtrace",
+        description="eBPF tracing in pure Python: no compiler, BCC or kernel headers needed.",
+    )
+    parser.add_argument("--version", action="version", version=f"rawtrace {rawtrace.__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    trace = commands.add_parser(
+        "trace",
+        help="trace events and print them",
+        description="Trace events until Ctrl-C, SIGTERM or --duration, then print a summary "
+        "(events, lost per CPU) to stderr.",
+        epilog="events: " + "; ".join(f"{s.name}: {s.description}" for s in CATALOGUE.values()),
+    )
+    trace.add_argument("events", help="comma-separated event names, e.g. vfork")
+    trace.add_argument("--json", action="store_true", help="NDJSON in Tracee's event shape")
+    trace.add_argument("--duration", type=_positive_float, metavar="S", help="stop after S s")
+    trace.add_argument("--pid", type=int, help="only events of this process (tgid)")
+    trace.add_argument("--comm", help="only events of processes with this name (comm)")
+    return parser
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+    return value
+
+
+class _StopSignal:
+    """Turns SIGINT and SIGTERM into a flag that the read loop checks."""
+
+    def __init__(self) -> None:
+        self.received = False
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.received = True
+
+
+def _run_trace(args: argparse.Namespace, out: TextIO) -> None:
+    stop = _StopSignal()
+    writer = JsonWriter(out) if args.json else TableWriter(out)
+    deadline = None if args.duration is None else time.monotonic() + args.duration
+    with Tracer(args.events, pid=args.pid, comm=args.comm) as tracer:
+        while not stop.received and (deadline is None or time.monotonic() < deadline):
+            for event in tracer.read(timeout=0.1):
+                writer.write(event)
+            out.flush()
+        tracer.stop()
+        for event in tracer:  # what the rings still hold after detaching
+            writer.write(event)
+        out.flush()
+        stats = tracer.stats()
+    per_cpu = ", ".join(f"cpu{cpu}: {lost}" for cpu, lost in sorted(stats.lost_per_cpu.items()))
+    print(f"rawtrace: {stats.delivered} events, {stats.lost} lost ({per_cpu})", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "trace":
+            _run_trace(args, sys.stdout)
+    except VerifierError as exc:
+        print(f"rawtrace: {exc}\n{exc.log}", file=sys.stderr)
+        return 1
+    except RawtraceError as exc:
+        print(f"rawtrace: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        sys.stderr.close()  # the reader went away (| head): nothing left to say
+        return 0
+    return 0
