@@ -65,9 +65,11 @@ class _StopSignal:
 
 def _run_trace(args: argparse.Namespace, out: TextIO) -> None:
     stop = _StopSignal()
-    writer = JsonWriter(out) if args.json else TableWriter(out)
     deadline = None if args.duration is None else time.monotonic() + args.duration
     with Tracer(args.events, pid=args.pid, comm=args.comm) as tracer:
+        writer = JsonWriter(out) if args.json else TableWriter(out)
+        names = ",".join(spec.name for spec in tracer.specs)
+        print(f"rawtrace: tracing {names}; Ctrl-C to stop", file=sys.stderr, flush=True)
         while not stop.received and (deadline is None or time.monotonic() < deadline):
             for event in tracer.read(timeout=0.1):
                 writer.write(event)

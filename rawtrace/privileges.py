@@ -18,6 +18,6 @@ def require_tracing_capabilities() -> None:
     if missing:
         names = " and ".join(capability_name(cap) for cap in missing)
         raise PermissionMissing(
-            f"rawtrace needs {names} (or CAP_SYS_ADMIN) to load and attach BPF programs",
+            f"tracing needs {names} (or CAP_SYS_ADMIN), which this process lacks",
             "run it as root: sudo rawtrace ...",
         )

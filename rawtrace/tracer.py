@@ -201,6 +201,8 @@ class Tracer:
     def _drain(self, reader: PerfReader) -> list[Event]:
         decode = self._decoder.decode
         events = [e for e in map(decode, reader.drain()) if e is not None]
+        # Each CPU has its own ring: merge them into the order the events happened.
+        events.sort(key=_timestamp)
         self._delivered += len(events)
         return events
 
@@ -231,6 +233,10 @@ def trace(
 ) -> Tracer:
     """A tracer for the named events, started when its `with` block is entered."""
     return Tracer(events, pid=pid, comm=comm, pages=pages)
+
+
+def _timestamp(event: Event) -> int:
+    return event.timestamp
 
 
 def _attach_syscall_tracepoint(program: Program, tracefs: Path, name: str) -> PerfEventLink:
