@@ -95,6 +95,7 @@ def prog_load(
     license: str = "GPL",
     log: bytearray | None = None,
     expected_attach_type: AttachType = AttachType.NONE,
+    attach_btf_id: int = 0,
     kern_version: int = 0,
 ) -> int:
     """BPF_PROG_LOAD. With a `log` buffer the verifier writes its level-1 log into it."""
@@ -119,6 +120,7 @@ def prog_load(
         0,
         expected_attach_type,
     )
+    struct.pack_into("<I", attr, 108, attach_btf_id)
     return bpf(Cmd.PROG_LOAD, attr)
 
 

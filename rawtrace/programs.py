@@ -32,6 +32,7 @@ def load_program(
     program: Sequence[Item],
     *,
     expected_attach_type: AttachType = AttachType.NONE,
+    attach_btf_id: int = 0,
 ) -> Program:
     """Load a program. A rejection raises VerifierError with the verifier's log.
 
@@ -40,14 +41,20 @@ def load_program(
     """
     code = assemble(program)
     try:
-        fd = bpf.prog_load(prog_type, code, name, expected_attach_type=expected_attach_type)
+        fd = bpf.prog_load(
+            prog_type,
+            code,
+            name,
+            expected_attach_type=expected_attach_type,
+            attach_btf_id=attach_btf_id,
+        )
     except OSError as exc:
         if exc.errno == errno.EPERM:
             raise PermissionMissing(
                 f"the kernel refused to load BPF program {name!r}: operation not permitted",
                 "run as root (or with CAP_BPF and CAP_PERFMON)",
             ) from exc
-        raise _rejection(name, prog_type, code, expected_attach_type, exc) from exc
+        raise _rejection(name, prog_type, code, expected_attach_type, attach_btf_id, exc) from exc
     return Program(fd, name, prog_type, code)
 
 
@@ -56,13 +63,19 @@ def _rejection(
     prog_type: ProgType,
     code: bytes,
     expected_attach_type: AttachType,
+    attach_btf_id: int,
     first: OSError,
 ) -> VerifierError:
     for size in _LOG_SIZES:
         log = bytearray(size)
         try:
             fd = bpf.prog_load(
-                prog_type, code, name, log=log, expected_attach_type=expected_attach_type
+                prog_type,
+                code,
+                name,
+                log=log,
+                expected_attach_type=expected_attach_type,
+                attach_btf_id=attach_btf_id,
             )
         except OSError as exc:
             if exc.errno == errno.ENOSPC and size != _LOG_SIZES[-1]:

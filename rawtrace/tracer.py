@@ -12,29 +12,24 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 
+from bpf_bytecode import Item
+from bpf_bytecode.programs.output import Output
 from bpf_bytecode.programs.syscall import Filters, syscall_enter, syscall_exit
-from kernel_compat import (
-    FeatureMissing,
-    kernel_release,
-    online_cpus,
-    possible_cpus,
-    read_tracepoint_format,
-)
-from rawtrace.attach.perf_event import PerfEventLink
-from rawtrace.attach.tracepoint import attach_tracepoint
-from rawtrace.bpf import MapType, ProgType
+from kernel_compat import kernel_release
+from rawtrace.attach.tracepoint import SyscallTracepoints
+from rawtrace.bpf import AttachType, MapType, ProgType
 from rawtrace.decode import Decoder
-from rawtrace.errors import KernelFeatureMissing, PermissionMissing, RawtraceError
+from rawtrace.errors import RawtraceError
 from rawtrace.event import Event
 from rawtrace.events import EventSpec, lookup
 from rawtrace.maps import Map
-from rawtrace.perf_reader import DEFAULT_PAGES, PerfReader
+from rawtrace.perf_reader import DEFAULT_PAGES
 from rawtrace.privileges import require_tracing_capabilities
 from rawtrace.programs import Program, load_program
 from rawtrace.tracefs import ensure_tracefs
+from rawtrace.transport import RingReader, open_perf_transport
 
 START_TIMES_ENTRIES = 16384  # threads inside a traced call at once; LRU evicts missed exits
 
@@ -78,7 +73,7 @@ class Tracer:
         self.poll_interval = poll_interval
         self._resources = ExitStack()
         self._links = ExitStack()
-        self._reader: PerfReader | None = None
+        self._reader: RingReader | None = None
         self._decoder = Decoder()
         self._delivered = 0
         self._stopped = False
@@ -98,15 +93,6 @@ class Tracer:
         require_tracing_capabilities()
         _lift_memlock_limit()
         tracefs = ensure_tracefs()
-        events_map = self._resources.enter_context(
-            Map.create(
-                MapType.PERF_EVENT_ARRAY,
-                key_size=4,
-                value_size=4,
-                max_entries=max(possible_cpus()) + 1,
-                name="rawtrace_events",
-            )
-        )
         start_times = self._resources.enter_context(
             Map.create(
                 MapType.LRU_HASH,
@@ -117,47 +103,14 @@ class Tracer:
             )
         )
         # The rings exist before any program runs, so the first event already has a place.
-        self._reader = PerfReader(events_map, online_cpus(), self.pages)
-        self._resources.callback(self._reader.close)
+        transport = open_perf_transport(self._resources, self.pages)
+        self._reader = transport.reader
+        family = SyscallTracepoints(tracefs)
         for spec in self.specs:
-            self._attach_syscall(spec, tracefs, events_map, start_times)
-
-    def _attach_syscall(
-        self, spec: EventSpec, tracefs: Path, events_map: Map, start_times: Map
-    ) -> None:
-        syscall = spec.feed.syscall
-        enter_name, exit_name = f"sys_enter_{syscall}", f"sys_exit_{syscall}"
-        try:
-            exit_format = read_tracepoint_format(tracefs, "syscalls", exit_name)
-        except FeatureMissing as exc:
-            raise KernelFeatureMissing(
-                f"this kernel has no tracepoint syscalls:{exit_name} ({exc})",
-                "rawtrace needs a kernel built with CONFIG_FTRACE_SYSCALLS",
-            ) from exc
-        enter = self._resources.enter_context(
-            load_program(
-                f"{syscall}_enter",
-                ProgType.TRACEPOINT,
-                syscall_enter(start_times.fileno(), self.filters),
+            programs = _SyscallProgramLoader(
+                spec, start_times, transport.output, self.filters, self._resources
             )
-        )
-        leave = self._resources.enter_context(
-            load_program(
-                f"{syscall}_exit",
-                ProgType.TRACEPOINT,
-                syscall_exit(
-                    ret_offset=exit_format.field("ret").offset,
-                    start_times_fd=start_times.fileno(),
-                    events_fd=events_map.fileno(),
-                    event_id=spec.event_id,
-                    skip_child_return=spec.feed.skip_child_return,
-                    filters=self.filters,
-                ),
-            )
-        )
-        # Exit first: an entry seen without its exit would only leave a stale start time.
-        for program, name in ((leave, exit_name), (enter, enter_name)):
-            self._links.callback(_attach_syscall_tracepoint(program, tracefs, name).close)
+            self._links.callback(family.attach_syscall(spec.feed.syscall, programs).close)
 
     def stop(self) -> None:
         """Detach every program. Events already in the rings can still be read."""
@@ -198,7 +151,7 @@ class Tracer:
             # Records below a ring's watermark raise no wakeup: wait at most poll_interval.
             reader.wait(min(left, self.poll_interval))
 
-    def _drain(self, reader: PerfReader) -> list[Event]:
+    def _drain(self, reader: RingReader) -> list[Event]:
         decode = self._decoder.decode
         events = [e for e in map(decode, reader.drain()) if e is not None]
         # Each CPU has its own ring: merge them into the order the events happened.
@@ -218,10 +171,77 @@ class Tracer:
         reader = self._require_reader()
         return TraceStats(self._delivered, reader.lost_per_cpu(), self._decoder.undecodable)
 
-    def _require_reader(self) -> PerfReader:
+    def _require_reader(self) -> RingReader:
         if self._reader is None:
             raise RawtraceError("the tracer is not running", "use it inside `with trace(...)`")
         return self._reader
+
+
+class _SyscallProgramLoader:
+    """Loads one syscall event's programs for whichever family asks (see attach.SyscallPrograms);
+    the programs are owned by the tracer's resources."""
+
+    def __init__(
+        self,
+        spec: EventSpec,
+        start_times: Map,
+        output: Output,
+        filters: Filters,
+        resources: ExitStack,
+    ) -> None:
+        self.spec = spec
+        self.start_times = start_times
+        self.output = output
+        self.filters = filters
+        self.resources = resources
+
+    def enter(
+        self,
+        prog_type: ProgType,
+        match: Sequence[Item] = (),
+        *,
+        expected_attach_type: AttachType = AttachType.NONE,
+        attach_btf_id: int = 0,
+    ) -> Program:
+        code = syscall_enter(
+            match=match, start_times_fd=self.start_times.fileno(), filters=self.filters
+        )
+        return self._load("enter", prog_type, code, expected_attach_type, attach_btf_id)
+
+    def exit(
+        self,
+        prog_type: ProgType,
+        load_ret: Sequence[Item],
+        *,
+        expected_attach_type: AttachType = AttachType.NONE,
+        attach_btf_id: int = 0,
+    ) -> Program:
+        code = syscall_exit(
+            load_ret=load_ret,
+            start_times_fd=self.start_times.fileno(),
+            output=self.output,
+            event_id=self.spec.event_id,
+            skip_child_return=self.spec.feed.skip_child_return,
+            filters=self.filters,
+        )
+        return self._load("exit", prog_type, code, expected_attach_type, attach_btf_id)
+
+    def _load(
+        self,
+        kind: str,
+        prog_type: ProgType,
+        code: list[Item],
+        expected_attach_type: AttachType,
+        attach_btf_id: int,
+    ) -> Program:
+        program = load_program(
+            f"{self.spec.name}_{kind}",
+            prog_type,
+            code,
+            expected_attach_type=expected_attach_type,
+            attach_btf_id=attach_btf_id,
+        )
+        return self.resources.enter_context(program)
 
 
 def trace(
@@ -237,16 +257,6 @@ def trace(
 
 def _timestamp(event: Event) -> int:
     return event.timestamp
-
-
-def _attach_syscall_tracepoint(program: Program, tracefs: Path, name: str) -> PerfEventLink:
-    try:
-        return attach_tracepoint(program, tracefs, "syscalls", name)
-    except PermissionError as exc:
-        raise PermissionMissing(
-            f"the kernel refused to attach to syscalls:{name}: {exc.strerror}",
-            "run as root (CAP_PERFMON), or lower kernel.perf_event_paranoid",
-        ) from exc
 
 
 def _lift_memlock_limit() -> None:

@@ -1,5 +1,10 @@
-"""Builders for syscall tracepoint programs: one at entry that notes the time, one at exit that
-sends the record (see record.py) to a perf event array.
+"""Builders for syscall programs: one at entry that notes the time, one at exit that sends the
+record (see record.py) to user space.
+
+They do not know how they are attached. The attach family passes the few instructions that read
+its context (a tracepoint's fields, a kprobe's pt_regs, a raw tracepoint's args): with the
+context in r6 they pick out this syscall, jumping to "out" for any other, and the exit's load
+the return value into r7.
 
 Stack frame of the exit program (r10 is the frame pointer):
 
@@ -9,6 +14,7 @@ Stack frame of the exit program (r10 is the frame pointer):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bpf_bytecode.asm import (
@@ -22,7 +28,6 @@ from bpf_bytecode.asm import (
     ld_imm64,
     ld_map_fd,
     ldxdw,
-    mov32_imm,
     mov64_imm,
     mov64_reg,
     rsh64_imm,
@@ -34,12 +39,12 @@ from bpf_bytecode.helpers import Helper
 from bpf_bytecode.insn import Item
 from bpf_bytecode.opcodes import Reg
 from bpf_bytecode.programs import record
+from bpf_bytecode.programs.output import Output, emit_output
 
-R0, R1, R2, R3, R4, R5 = Reg.R0, Reg.R1, Reg.R2, Reg.R3, Reg.R4, Reg.R5
+R0, R1, R2, R3, R4 = Reg.R0, Reg.R1, Reg.R2, Reg.R3, Reg.R4
 R6, R7, R8, R9, R10 = Reg.R6, Reg.R7, Reg.R8, Reg.R9, Reg.R10
 
 BPF_ANY = 0  # map update flag: create or replace
-BPF_F_CURRENT_CPU = 0xFFFFFFFF  # perf_event_output flag: the ring of the CPU we run on
 
 KEY = -8
 REC = -8 - record.SYSCALL_RECORD.size
@@ -82,9 +87,18 @@ def _comm_filter(filters: Filters, skip: str) -> list[Item]:
     ]
 
 
-def syscall_enter(start_times_fd: int, filters: Filters = Filters()) -> list[Item]:
-    """sys_enter_*: start_times[pid_tgid] = now."""
+def tracepoint_ret(ret_offset: int) -> list[Item]:
+    """A syscalls:sys_exit_* tracepoint's return value, at `ret_offset` in its format."""
+    return [ldxdw(R7, R6, ret_offset)]
+
+
+def syscall_enter(
+    *, match: Sequence[Item] = (), start_times_fd: int, filters: Filters = Filters()
+) -> list[Item]:
+    """At entry: start_times[pid_tgid] = now."""
     return [
+        mov64_reg(R6, R1),
+        *match,
         call(Helper.GET_CURRENT_PID_TGID),
         *_pid_filter(filters, R0, "out"),
         stxdw(R10, KEY, R0),
@@ -105,23 +119,22 @@ def syscall_enter(start_times_fd: int, filters: Filters = Filters()) -> list[Ite
 
 def syscall_exit(
     *,
-    ret_offset: int,
+    load_ret: Sequence[Item],
     start_times_fd: int,
-    events_fd: int,
+    output: Output,
     event_id: int,
     skip_child_return: bool,
     filters: Filters = Filters(),
 ) -> list[Item]:
-    """sys_exit_*: send one record with the return value and the start time noted at entry.
+    """At exit: send one record with the return value and the start time noted at entry.
 
-    `ret_offset` is where the tracepoint's `ret` field sits in its context (from its format file).
     With `skip_child_return`, a return value of 0 is dropped: for fork-like calls it is the child's
     own return, and the parent's return already describes the call.
     """
     child_return = [jeq_imm(R7, 0, "out")] if skip_child_return else []
     return [
         mov64_reg(R6, R1),
-        ldxdw(R7, R6, ret_offset),
+        *load_ret,
         *child_return,
         call(Helper.GET_CURRENT_PID_TGID),
         mov64_reg(R8, R0),
@@ -156,15 +169,7 @@ def syscall_exit(
         call(Helper.GET_SMP_PROCESSOR_ID),
         stxw(R10, REC + record.CPU, R0),
         stw(R10, REC + record.EVENT_ID, event_id),
-        mov64_reg(R1, R6),
-        ld_map_fd(R2, events_fd),
-        # a 64-bit mov would sign-extend to 0xffff...ffff: the verifier takes it, the helper
-        # then rejects the flags at run time and nothing is ever emitted
-        mov32_imm(R3, BPF_F_CURRENT_CPU),
-        mov64_reg(R4, R10),
-        add64_imm(R4, REC),
-        mov64_imm(R5, record.SYSCALL_RECORD.size),
-        call(Helper.PERF_EVENT_OUTPUT),
+        *emit_output(output, R6, REC, record.SYSCALL_RECORD.size),
         label("out"),
         mov64_imm(R0, 0),
         exit_(),

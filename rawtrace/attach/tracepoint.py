@@ -1,4 +1,5 @@
-"""Attach to a tracepoint (tracefs events/<category>/<name>) through a perf event.
+"""Attach to a tracepoint (tracefs events/<category>/<name>) through a perf event; and the
+syscall family built on the syscalls:sys_enter_* / sys_exit_* tracepoints.
 
 A tracepoint program fires on every CPU from one perf event opened with pid=-1, cpu=0: the event
 is a handle for the attachment, not a per-CPU counter. Opening one per CPU would run the program
@@ -7,10 +8,15 @@ once per CPU for every hit.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 
-from kernel_compat import read_tracepoint_format
+from bpf_bytecode.programs.syscall import tracepoint_ret
+from kernel_compat import FeatureMissing, read_tracepoint_format
+from rawtrace.attach import Link, SyscallPrograms
 from rawtrace.attach.perf_event import PerfEventLink, attach_perf_event
+from rawtrace.bpf import ProgType
+from rawtrace.errors import KernelFeatureMissing, PermissionMissing
 from rawtrace.perf_event import PERF_SAMPLE_RAW, PerfEvent, PerfType, perf_event_attr
 from rawtrace.programs import Program
 
@@ -24,5 +30,37 @@ def attach_tracepoint(program: Program, tracefs: Path, category: str, name: str)
         sample_type=PERF_SAMPLE_RAW,
         wakeup=1,
     )
-    event = PerfEvent.open(attr, pid=-1, cpu=0)
+    try:
+        event = PerfEvent.open(attr, pid=-1, cpu=0)
+    except PermissionError as exc:
+        raise PermissionMissing(
+            f"the kernel refused to attach to {category}:{name}: {exc.strerror}",
+            "run as root (CAP_PERFMON), or lower kernel.perf_event_paranoid",
+        ) from exc
     return attach_perf_event(event, program, f"tracepoint {category}:{name}")
+
+
+class SyscallTracepoints:
+    """syscalls:sys_enter_X and syscalls:sys_exit_X (CONFIG_FTRACE_SYSCALLS)."""
+
+    name = "tracepoint"
+
+    def __init__(self, tracefs: Path) -> None:
+        self.tracefs = tracefs
+
+    def attach_syscall(self, syscall: str, programs: SyscallPrograms) -> Link:
+        enter_name, exit_name = f"sys_enter_{syscall}", f"sys_exit_{syscall}"
+        try:
+            exit_format = read_tracepoint_format(self.tracefs, "syscalls", exit_name)
+        except FeatureMissing as exc:
+            raise KernelFeatureMissing(
+                f"this kernel has no tracepoint syscalls:{exit_name} ({exc})",
+                "rawtrace needs a kernel built with CONFIG_FTRACE_SYSCALLS",
+            ) from exc
+        leave = programs.exit(ProgType.TRACEPOINT, tracepoint_ret(exit_format.field("ret").offset))
+        enter = programs.enter(ProgType.TRACEPOINT)
+        with ExitStack() as links:
+            # Exit first: an entry seen without its exit would only leave a stale start time.
+            for program, name in ((leave, exit_name), (enter, enter_name)):
+                links.callback(attach_tracepoint(program, self.tracefs, "syscalls", name).close)
+            return links.pop_all()
