@@ -7,7 +7,7 @@ for, and KernelFactError when a fact exists but cannot be read or understood.
 
 from __future__ import annotations
 
-from .btf import vmlinux_btf_path
+from .btf import Btf, BtfKind, Member, load_vmlinux_btf, vmlinux_btf_path
 from .capabilities import Capability, capability_name, effective_capabilities
 from .config import KernelConfig, kernel_config
 from .cpus import online_cpus, possible_cpus
@@ -27,11 +27,14 @@ from .tracefs import (
 
 __all__ = [
     "TRACEFS_MOUNTPOINTS",
+    "Btf",
+    "BtfKind",
     "Capability",
     "FeatureMissing",
     "KernelConfig",
     "KernelFactError",
     "KernelRelease",
+    "Member",
     "PmuFormatField",
     "TracepointField",
     "TracepointFormat",
@@ -41,6 +44,7 @@ __all__ = [
     "kernel_config",
     "kernel_release",
     "list_pmus",
+    "load_vmlinux_btf",
     "lockdown",
     "online_cpus",
     "perf_event_paranoid",
