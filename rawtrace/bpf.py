@@ -20,6 +20,8 @@ class Cmd(IntEnum):
     MAP_UPDATE_ELEM = 2
     MAP_DELETE_ELEM = 3
     PROG_LOAD = 5
+    OBJ_GET_INFO_BY_FD = 15
+    RAW_TRACEPOINT_OPEN = 17
     LINK_CREATE = 28
 
 
@@ -128,3 +130,23 @@ def link_create(prog_fd: int, target_fd: int, attach_type: AttachType) -> int:
     attr = _attr()
     struct.pack_into("<IIII", attr, 0, prog_fd, target_fd, attach_type, 0)
     return bpf(Cmd.LINK_CREATE, attr)
+
+
+def raw_tracepoint_open(name: str | None, prog_fd: int) -> int:
+    """BPF_RAW_TRACEPOINT_OPEN: attach a raw tracepoint program to tracepoint `name`, or a
+    tp_btf program (name None) to the tracepoint its attach_btf_id names. Closing the fd
+    detaches."""
+    name_buf = bytearray(name.encode() + b"\0") if name is not None else None
+    attr = _attr()
+    struct.pack_into("<QI", attr, 0, address_of(name_buf) if name_buf is not None else 0, prog_fd)
+    return bpf(Cmd.RAW_TRACEPOINT_OPEN, attr)
+
+
+def obj_get_info_by_fd(fd: int, size: int) -> bytes:
+    """BPF_OBJ_GET_INFO_BY_FD: the first `size` bytes of a program's, map's or link's info
+    struct. Fields a kernel does not know stay zero."""
+    info = bytearray(size)
+    attr = _attr()
+    struct.pack_into("<IIQ", attr, 0, fd, size, address_of(info))
+    bpf(Cmd.OBJ_GET_INFO_BY_FD, attr)
+    return bytes(info)

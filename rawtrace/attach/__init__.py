@@ -7,8 +7,9 @@ type, how its programs read their context, and how to attach them; the tracer su
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
+from typing import Callable, Protocol
 
 from bpf_bytecode import Item
 from rawtrace.bpf import AttachType, ProgType
@@ -19,6 +20,36 @@ class Link(Protocol):
     """An attachment; closing it detaches."""
 
     def close(self) -> None: ...
+
+    def missed(self) -> int | None:
+        """Probe hits that never ran the programs (a kretprobe out of instances, recursion), as
+        the kernel counts them; 0 where nothing is dropped, None where the kernel does not say.
+        """
+        ...
+
+
+def total_missed(counts: Iterable[int | None]) -> int | None:
+    """The sum of several miss counts; None if any of them is unknown."""
+    total = 0
+    for count in counts:
+        if count is None:
+            return None
+        total += count
+    return total
+
+
+class Attached:
+    """The links of one syscall's programs (an ExitStack of their close callbacks)."""
+
+    def __init__(self, links: ExitStack, missed: Callable[[], int | None] = lambda: 0) -> None:
+        self._links = links
+        self._missed = missed
+
+    def close(self) -> None:
+        self._links.close()
+
+    def missed(self) -> int | None:
+        return self._missed()
 
 
 class SyscallPrograms(Protocol):

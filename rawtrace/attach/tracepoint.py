@@ -11,9 +11,9 @@ from __future__ import annotations
 from contextlib import ExitStack
 from pathlib import Path
 
-from bpf_bytecode.programs.syscall import tracepoint_ret
+from bpf_bytecode.programs.syscall import ret_at
 from kernel_compat import FeatureMissing, read_tracepoint_format
-from rawtrace.attach import Link, SyscallPrograms
+from rawtrace.attach import Attached, Link, SyscallPrograms
 from rawtrace.attach.perf_event import PerfEventLink, attach_perf_event
 from rawtrace.bpf import ProgType
 from rawtrace.errors import KernelFeatureMissing, PermissionMissing
@@ -57,10 +57,10 @@ class SyscallTracepoints:
                 f"this kernel has no tracepoint syscalls:{exit_name} ({exc})",
                 "rawtrace needs a kernel built with CONFIG_FTRACE_SYSCALLS",
             ) from exc
-        leave = programs.exit(ProgType.TRACEPOINT, tracepoint_ret(exit_format.field("ret").offset))
+        leave = programs.exit(ProgType.TRACEPOINT, ret_at(exit_format.field("ret").offset))
         enter = programs.enter(ProgType.TRACEPOINT)
         with ExitStack() as links:
             # Exit first: an entry seen without its exit would only leave a stale start time.
             for program, name in ((leave, exit_name), (enter, enter_name)):
                 links.callback(attach_tracepoint(program, self.tracefs, "syscalls", name).close)
-            return links.pop_all()
+            return Attached(links.pop_all())
