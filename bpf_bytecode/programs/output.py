@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Union
 
-from bpf_bytecode.asm import add64_imm, call, ld_map_fd, mov32_imm, mov64_imm, mov64_reg
+from bpf_bytecode.asm import (
+    add64_imm,
+    call,
+    jeq_imm,
+    label,
+    ld_map_fd,
+    ldxdw,
+    mov32_imm,
+    mov64_imm,
+    mov64_reg,
+    stw,
+    stxdw,
+)
 from bpf_bytecode.helpers import Helper
 from bpf_bytecode.insn import Item
 from bpf_bytecode.opcodes import Reg
 
 BPF_F_CURRENT_CPU = 0xFFFFFFFF  # perf_event_output flag: the ring of the CPU we run on
+BPF_RB_NO_WAKEUP = 1  # ringbuf_output flag: leave the reader asleep; it polls on its own clock
 
 
 @dataclass(frozen=True)
@@ -18,23 +32,61 @@ class PerfOutput:
 
     events_fd: int
 
+    def emit(self, ctx: Reg, record_offset: int, size: int) -> list[Item]:
+        return [
+            mov64_reg(Reg.R1, ctx),
+            ld_map_fd(Reg.R2, self.events_fd),
+            # a 64-bit mov would sign-extend to 0xffff...ffff: the verifier takes it, the helper
+            # then rejects the flags at run time and nothing is ever emitted
+            mov32_imm(Reg.R3, BPF_F_CURRENT_CPU),
+            mov64_reg(Reg.R4, Reg.R10),
+            add64_imm(Reg.R4, record_offset),
+            mov64_imm(Reg.R5, size),
+            call(Helper.PERF_EVENT_OUTPUT),
+        ]
 
-Output = PerfOutput
+
+@dataclass(frozen=True)
+class RingbufOutput:
+    """bpf_ringbuf_output() into a BPF_MAP_TYPE_RINGBUF (5.8+) that all CPUs share.
+
+    This ring has no LOST records: a failed output (the ring is full) adds 1 to the u64 at key 0
+    of `lost_fd`, a BPF_MAP_TYPE_PERCPU_ARRAY, and the reader sums what each CPU counted.
+    """
+
+    ringbuf_fd: int
+    lost_fd: int
+
+    def emit(self, ctx: Reg, record_offset: int, size: int) -> list[Item]:
+        return [
+            ld_map_fd(Reg.R1, self.ringbuf_fd),
+            mov64_reg(Reg.R2, Reg.R10),
+            add64_imm(Reg.R2, record_offset),
+            mov64_imm(Reg.R3, size),
+            mov64_imm(Reg.R4, BPF_RB_NO_WAKEUP),
+            call(Helper.RINGBUF_OUTPUT),
+            jeq_imm(Reg.R0, 0, "ringbuf_sent"),
+            # the record is not needed any more: its first word becomes the counter's key, 0
+            stw(Reg.R10, record_offset, 0),
+            ld_map_fd(Reg.R1, self.lost_fd),
+            mov64_reg(Reg.R2, Reg.R10),
+            add64_imm(Reg.R2, record_offset),
+            call(Helper.MAP_LOOKUP_ELEM),
+            jeq_imm(Reg.R0, 0, "ringbuf_sent"),  # never null for key 0, but the verifier asks
+            # this CPU's own slot, and programs do not nest on a CPU: no atomic add needed
+            ldxdw(Reg.R1, Reg.R0, 0),
+            add64_imm(Reg.R1, 1),
+            stxdw(Reg.R0, 0, Reg.R1),
+            label("ringbuf_sent"),
+        ]
+
+
+Output = Union[PerfOutput, RingbufOutput]
 
 
 def emit_output(output: Output, ctx: Reg, record_offset: int, size: int) -> list[Item]:
     """Send the `size` bytes at r10 + record_offset; `ctx` holds the program's context.
 
-    Clobbers r0-r5.
+    Clobbers r0-r5, and with a ring buffer the record's first 4 bytes once it is sent.
     """
-    return [
-        mov64_reg(Reg.R1, ctx),
-        ld_map_fd(Reg.R2, output.events_fd),
-        # a 64-bit mov would sign-extend to 0xffff...ffff: the verifier takes it, the helper
-        # then rejects the flags at run time and nothing is ever emitted
-        mov32_imm(Reg.R3, BPF_F_CURRENT_CPU),
-        mov64_reg(Reg.R4, Reg.R10),
-        add64_imm(Reg.R4, record_offset),
-        mov64_imm(Reg.R5, size),
-        call(Helper.PERF_EVENT_OUTPUT),
-    ]
+    return output.emit(ctx, record_offset, size)

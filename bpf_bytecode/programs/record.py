@@ -12,7 +12,13 @@ both take the layout from here, so they cannot drift apart.
      40    16  comm         the task's name, NUL padded
      56     4  event_id     Tracee's event id
      60     4  cpu          the processor the event fired on
-     64     8  ret          the syscall's return value (signed)
+     64     4  host_ppid    the parent's tgid                         \
+     68     4  ns_pid       tgid in the task's own pid namespace       |  from the task walk
+     72     4  ns_tid       tid in that namespace                      |  (task.py), which needs
+     76     4  ns_ppid      parent's tgid there, 0 if not visible      |  BTF; 0 without it
+     80     4  mnt_ns       mount namespace inode number               |
+     84     4  pid_ns       pid namespace inode number                /
+     88     8  ret          the syscall's return value (signed)
 """
 
 from __future__ import annotations
@@ -28,7 +34,13 @@ COMM = 40
 COMM_SIZE = 16
 EVENT_ID = 56
 CPU = 60
-RET = 64
+HOST_PPID = 64
+NS_PID = 68
+NS_TID = 72
+NS_PPID = 76
+MNT_NS = 80
+PID_NS = 84
+RET = 88
 
-SYSCALL_RECORD = struct.Struct("<QQQQQ16sIIq")
+SYSCALL_RECORD = struct.Struct("<QQQQQ16sIIIIIIIIq")
 """The record of a syscall event: the context fields above, in order, then ret."""

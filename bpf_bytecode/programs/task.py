@@ -1,0 +1,145 @@
+"""Reading the current task's family and namespaces: a small, explicit stand-in for CO-RE.
+
+The offsets come from the running kernel's BTF (TaskLayout, filled by the caller); the code walks
+the pointers with bpf_probe_read_kernel, so it verifies on every kernel from 5.5 on without
+trusting a pointer the verifier cannot see into.
+
+    host ppid    task->real_parent->tgid
+    mnt ns       task->nsproxy->mnt_ns->ns.inum
+    pid ns       task->thread_pid->numbers[level].ns->ns.inum      (the task's own namespace)
+    ns tid       task->thread_pid->numbers[level].nr
+    ns pid       task->group_leader->thread_pid->numbers[level].nr
+    ns ppid      task->real_parent->group_leader->thread_pid->numbers[level].nr, or 0 when the
+                 parent lives in an ancestor namespace, where the task cannot see it
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bpf_bytecode.asm import (
+    add64_imm,
+    add64_reg,
+    call,
+    jgt_reg,
+    label,
+    ldxdw,
+    ldxw,
+    mov64_imm,
+    mov64_reg,
+    mul64_imm,
+    stw,
+    stxdw,
+)
+from bpf_bytecode.helpers import Helper
+from bpf_bytecode.insn import Item
+from bpf_bytecode.opcodes import Reg
+
+R0, R1, R2, R3, R10 = Reg.R0, Reg.R1, Reg.R2, Reg.R3, Reg.R10
+
+
+@dataclass(frozen=True)
+class TaskLayout:
+    """Byte offsets of the fields the walk reads, as this kernel's BTF gives them."""
+
+    task_real_parent: int
+    task_group_leader: int
+    task_tgid: int
+    task_thread_pid: int
+    task_nsproxy: int
+    nsproxy_mnt_ns: int
+    mnt_ns_inum: int
+    pid_level: int
+    pid_numbers: int
+    upid_size: int
+    upid_nr: int
+    upid_ns: int
+    pid_ns_inum: int
+
+
+@dataclass(frozen=True)
+class TaskFields:
+    """Where the walk writes its results, as offsets from r10 (each a u32)."""
+
+    host_ppid: int
+    mnt_ns: int
+    pid_ns: int
+    ns_tid: int
+    ns_pid: int
+    ns_ppid: int
+
+
+SCRATCH_SIZE = 32
+"""Stack bytes the walk needs at the `scratch` offset it is given."""
+
+
+def _read(dst: int, size: int, base_slot: int, offset: int) -> list[Item]:
+    """*(r10 + dst) = size bytes at (*(u64 *)(r10 + base_slot) + offset), read from the kernel."""
+    return [
+        mov64_reg(R1, R10),
+        add64_imm(R1, dst),
+        mov64_imm(R2, size),
+        ldxdw(R3, R10, base_slot),
+        add64_imm(R3, offset),
+        call(Helper.PROBE_READ_KERNEL),
+    ]
+
+
+def _read_upid_field(
+    dst: int, size: int, pid_slot: int, level_slot: int, field: int, layout: TaskLayout
+) -> list[Item]:
+    """*(r10 + dst) = pid->numbers[level].<field>, with pid and level in stack slots."""
+    return [
+        mov64_reg(R1, R10),
+        add64_imm(R1, dst),
+        mov64_imm(R2, size),
+        ldxw(R3, R10, level_slot),
+        mul64_imm(R3, layout.upid_size),
+        ldxdw(R0, R10, pid_slot),
+        add64_reg(R3, R0),
+        add64_imm(R3, layout.pid_numbers + field),
+        call(Helper.PROBE_READ_KERNEL),
+    ]
+
+
+def read_task_fields(layout: TaskLayout, out: TaskFields, scratch: int) -> list[Item]:
+    """Fill `out` for the current task. Clobbers r0-r5 and SCRATCH_SIZE bytes at r10 + scratch.
+
+    A read that faults leaves its destination as the helper zeroes it, so a torn walk (a
+    parent exiting under us) reports 0, never a stale value.
+    """
+    task, ptr, level, parent_level = scratch, scratch + 8, scratch + 16, scratch + 24
+    return [
+        call(Helper.GET_CURRENT_TASK),
+        stxdw(R10, task, R0),
+        # host ppid
+        *_read(ptr, 8, task, layout.task_real_parent),
+        *_read(out.host_ppid, 4, ptr, layout.task_tgid),
+        # mount namespace
+        *_read(ptr, 8, task, layout.task_nsproxy),
+        *_read(ptr, 8, ptr, layout.nsproxy_mnt_ns),
+        *_read(out.mnt_ns, 4, ptr, layout.mnt_ns_inum),
+        # the task's own pid: its level, nr there, and that namespace
+        *_read(ptr, 8, task, layout.task_thread_pid),
+        stw(R10, level, 0),
+        *_read(level, 4, ptr, layout.pid_level),
+        *_read_upid_field(out.ns_tid, 4, ptr, level, layout.upid_nr, layout),
+        *_read_upid_field(ptr, 8, ptr, level, layout.upid_ns, layout),
+        *_read(out.pid_ns, 4, ptr, layout.pid_ns_inum),
+        # the thread group leader's pid at the same level
+        *_read(ptr, 8, task, layout.task_group_leader),
+        *_read(ptr, 8, ptr, layout.task_thread_pid),
+        *_read_upid_field(out.ns_pid, 4, ptr, level, layout.upid_nr, layout),
+        # the parent's, if it is visible from the task's namespace
+        stw(R10, out.ns_ppid, 0),
+        *_read(ptr, 8, task, layout.task_real_parent),
+        *_read(ptr, 8, ptr, layout.task_group_leader),
+        *_read(ptr, 8, ptr, layout.task_thread_pid),
+        stw(R10, parent_level, 0),
+        *_read(parent_level, 4, ptr, layout.pid_level),
+        ldxw(R1, R10, level),
+        ldxw(R2, R10, parent_level),
+        jgt_reg(R1, R2, "parent_unseen"),
+        *_read_upid_field(out.ns_ppid, 4, ptr, level, layout.upid_nr, layout),
+        label("parent_unseen"),
+    ]

@@ -1,0 +1,45 @@
+"""The TaskLayout the programs walk, read from this kernel's BTF: rawtrace's stand-in for CO-RE."""
+
+from __future__ import annotations
+
+from bpf_bytecode.programs.task import TaskLayout
+from kernel_compat import Btf, FeatureMissing, KernelFactError, Member, load_vmlinux_btf
+
+
+def _pointer(member: Member) -> int:
+    if not member.is_pointer:
+        raise KernelFactError(f"{member.name} is {member.type_name}, not a pointer, in this BTF")
+    return member.offset
+
+
+def _u32(member: Member) -> int:
+    if member.size != 4 or member.bitfield:
+        raise KernelFactError(f"{member.name} is {member.type_name}, not 4 bytes, in this BTF")
+    return member.offset
+
+
+def layout_from_btf(btf: Btf) -> TaskLayout:
+    numbers = btf.field("pid", "numbers")
+    return TaskLayout(
+        task_real_parent=_pointer(btf.field("task_struct", "real_parent")),
+        task_group_leader=_pointer(btf.field("task_struct", "group_leader")),
+        task_tgid=_u32(btf.field("task_struct", "tgid")),
+        task_thread_pid=_pointer(btf.field("task_struct", "thread_pid")),
+        task_nsproxy=_pointer(btf.field("task_struct", "nsproxy")),
+        nsproxy_mnt_ns=_pointer(btf.field("nsproxy", "mnt_ns")),
+        mnt_ns_inum=_u32(btf.field("mnt_namespace", "ns.inum")),
+        pid_level=_u32(btf.field("pid", "level")),
+        pid_numbers=numbers.offset,
+        upid_size=numbers.element_size,
+        upid_nr=_u32(btf.field("upid", "nr")),
+        upid_ns=_pointer(btf.field("upid", "ns")),
+        pid_ns_inum=_u32(btf.field("pid_namespace", "ns.inum")),
+    )
+
+
+def task_layout() -> TaskLayout | None:
+    """This kernel's layout, or None where it has no BTF (the fields are then reported as 0)."""
+    try:
+        return layout_from_btf(load_vmlinux_btf())
+    except FeatureMissing:
+        return None
