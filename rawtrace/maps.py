@@ -54,6 +54,15 @@ class Map(OwnedFd):
                 return None
             raise
 
+    def lookup_per_cpu(self, key: bytes, possible_cpus: int) -> list[bytes]:
+        """A per-CPU map's values under key, one per possible CPU in CPU order.
+
+        The kernel copies every possible CPU's value, each padded to 8 bytes.
+        """
+        stride = (self.value_size + 7) // 8 * 8
+        values = bpf.map_lookup_elem(self.fileno(), key, stride * possible_cpus)
+        return [values[i : i + self.value_size] for i in range(0, len(values), stride)]
+
     def delete(self, key: bytes) -> None:
         bpf.map_delete_elem(self.fileno(), key)
 

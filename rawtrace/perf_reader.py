@@ -13,7 +13,7 @@ import select
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rawtrace import perf_ring
+from rawtrace.drain import DRAINS, RingDrain
 from rawtrace.maps import Map
 from rawtrace.perf_event import (
     PERF_COUNT_SW_BPF_OUTPUT,
@@ -23,6 +23,7 @@ from rawtrace.perf_event import (
     PerfType,
     perf_event_attr,
 )
+from rawtrace.perf_ring import Batch
 
 DEFAULT_PAGES = 64  # data pages per CPU (256 KiB with 4 KiB pages); a power of two
 
@@ -34,10 +35,12 @@ class CpuRing:
     buffer: mmap.mmap
     page: memoryview  # the metadata page
     data: memoryview  # the 2^n data pages
+    drain: RingDrain
     lost: int = 0
     malformed: int = 0
 
     def close(self) -> None:
+        self.drain.close()
         self.page.release()
         self.data.release()
         self.buffer.close()
@@ -76,8 +79,9 @@ class PerfReader:
             event.close()
             raise
         view = memoryview(buffer)
-        ring = CpuRing(cpu, event, buffer, view[: mmap.PAGESIZE], view[mmap.PAGESIZE :])
+        page, data = view[: mmap.PAGESIZE], view[mmap.PAGESIZE :]
         view.release()
+        ring = CpuRing(cpu, event, buffer, page, data, DRAINS.perf(page, data))
         self.rings[cpu] = ring
         self._epoll.register(event.fileno(), select.EPOLLIN)
         events_map.update(cpu.to_bytes(4, "little"), event.fileno().to_bytes(4, "little"))
@@ -91,20 +95,16 @@ class PerfReader:
         """Block until a ring passes its watermark or timeout seconds pass (None: forever)."""
         self._epoll.poll(-1 if timeout is None else timeout)
 
-    def drain(self) -> list[bytes]:
-        """Every record now in every ring, oldest first per CPU; counts losses on the rings."""
-        samples: list[bytes] = []
+    def drain(self) -> list[Batch]:
+        """A batch per ring that holds records, oldest first; counts losses on the rings."""
+        batches = []
         for ring in self.rings.values():
-            head = perf_ring.read_head(ring.page)
-            tail = perf_ring.read_tail(ring.page)
-            if head == tail:
-                continue
-            batch = perf_ring.parse_records(perf_ring.copy_span(ring.data, tail, head))
-            perf_ring.write_tail(ring.page, head)
-            samples.extend(batch.samples)
+            batch = ring.drain.drain()
             ring.lost += batch.lost
             ring.malformed += batch.malformed
-        return samples
+            if batch.sizes:
+                batches.append(batch)
+        return batches
 
     def lost_per_cpu(self) -> dict[int, int]:
         return {cpu: ring.lost for cpu, ring in self.rings.items()}

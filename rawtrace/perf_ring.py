@@ -22,15 +22,30 @@ RECORD_LOST = 2
 RECORD_SAMPLE = 9
 
 _U64 = struct.Struct("<Q")
+U64_MASK = (1 << 64) - 1
 
 
 @dataclass
 class Batch:
-    """What one pass over a ring found."""
+    """What one pass over a ring found: the payloads back to back in one buffer, so a batch
+    crosses from the compiled drain to Python (and on to the decoder) in one piece."""
 
-    samples: list[bytes] = field(default_factory=list)  # the raw payloads, in ring order
+    data: bytes = b""  # the payloads, in ring order, without gaps
+    sizes: list[int] = field(default_factory=list)  # the size of each payload in data
     lost: int = 0  # records the kernel dropped because the ring was full
-    malformed: int = 0  # bytes skipped because a record header made no sense
+    malformed: int = 0  # bytes skipped because a record header or the positions made no sense
+
+    @classmethod
+    def of(cls, payloads: list[bytes], lost: int = 0, malformed: int = 0) -> Batch:
+        return cls(b"".join(payloads), [len(p) for p in payloads], lost, malformed)
+
+    def payloads(self) -> list[bytes]:
+        """Each payload as its own bytes."""
+        view, offset, out = memoryview(self.data), 0, []
+        for size in self.sizes:
+            out.append(bytes(view[offset : offset + size]))
+            offset += size
+        return out
 
 
 def read_head(page: memoryview) -> int:
@@ -64,23 +79,41 @@ def copy_span(data: memoryview, tail: int, head: int) -> bytes:
 
 def parse_records(span: bytes) -> Batch:
     """Split a span of whole records into sample payloads and lost counts."""
-    batch = Batch()
+    samples: list[bytes] = []
+    lost = malformed = 0
     offset, end = 0, len(span)
     while offset + HEADER.size <= end:
         record_type, _misc, size = HEADER.unpack_from(span, offset)
         if size < HEADER.size or offset + size > end:
-            batch.malformed += end - offset
-            return batch
+            return Batch.of(samples, lost, malformed + end - offset)
         body = offset + HEADER.size
         if record_type == RECORD_SAMPLE and size >= HEADER.size + RAW_SIZE.size:
             (raw_size,) = RAW_SIZE.unpack_from(span, body)
             start = body + RAW_SIZE.size
             if start + raw_size > offset + size:
-                batch.malformed += size
+                malformed += size
             else:
-                batch.samples.append(span[start : start + raw_size])
+                samples.append(span[start : start + raw_size])
         elif record_type == RECORD_LOST and size >= HEADER.size + LOST.size:
-            batch.lost += LOST.unpack_from(span, body)[1]
+            # a u64 sum, wrapping like the compiled drain's (only garbage could overflow it)
+            lost = (lost + LOST.unpack_from(span, body)[1]) & U64_MASK
         offset += size
-    batch.malformed += end - offset
+    return Batch.of(samples, lost, malformed + end - offset)
+
+
+def drain(page: memoryview, data: memoryview) -> Batch:
+    """Every record between data_tail and data_head, then data_tail moved up to data_head.
+
+    Positions that make no sense (head behind tail, or more than a ring apart) give the whole
+    ring back, counted as malformed, rather than reading garbage.
+    """
+    head, tail = read_head(page), read_tail(page)
+    if head == tail:
+        return Batch()
+    span = (head - tail) & U64_MASK  # the kernel's positions wrap at 2**64
+    if span > len(data):
+        batch = Batch(malformed=len(data))
+    else:
+        batch = parse_records(copy_span(data, tail, tail + span))
+    write_tail(page, head)
     return batch

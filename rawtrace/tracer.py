@@ -18,7 +18,7 @@ from bpf_bytecode import Item
 from bpf_bytecode.programs.output import Output
 from bpf_bytecode.programs.syscall import Filters, syscall_enter, syscall_exit
 from kernel_compat import kernel_release
-from rawtrace.attach.tracepoint import SyscallTracepoints
+from rawtrace.attach import Link, SyscallFamily, total_missed
 from rawtrace.bpf import AttachType, MapType, ProgType
 from rawtrace.decode import Decoder
 from rawtrace.errors import RawtraceError
@@ -26,25 +26,30 @@ from rawtrace.event import Event
 from rawtrace.events import EventSpec, lookup
 from rawtrace.maps import Map
 from rawtrace.perf_reader import DEFAULT_PAGES
+from rawtrace.plan import AUTO, Choice, climb, rungs
 from rawtrace.privileges import require_tracing_capabilities
 from rawtrace.programs import Program, load_program
 from rawtrace.tracefs import ensure_tracefs
-from rawtrace.transport import RingReader, open_perf_transport
+from rawtrace.transport import AUTO as AUTO_TRANSPORT
+from rawtrace.transport import RingReader, open_transport
 
 START_TIMES_ENTRIES = 16384  # threads inside a traced call at once; LRU evicts missed exits
 
 
 @dataclass(frozen=True)
 class TraceStats:
-    """What a trace delivered and what it lost, per CPU."""
+    """What a trace delivered and what it lost: per CPU in the rings, and in the probes."""
 
     delivered: int
     lost_per_cpu: dict[int, int]
     undecodable: int  # records in a ring that were not a known event (should stay 0)
+    # Probe hits that never ran the programs (a kretprobe out of instances); None where the
+    # kernel does not tell (kprobe PMU before 6.7).
+    missed: int | None = 0
 
     @property
     def lost(self) -> int:
-        return sum(self.lost_per_cpu.values())
+        return sum(self.lost_per_cpu.values()) + (self.missed or 0)
 
 
 class Tracer:
@@ -63,16 +68,25 @@ class Tracer:
         comm: str | None = None,
         pages: int = DEFAULT_PAGES,
         poll_interval: float = 0.1,
+        attach: str = AUTO,
+        transport: str = AUTO_TRANSPORT,
     ) -> None:
         self.specs = lookup(events if isinstance(events, str) else list(events))
+        rungs(attach)  # an unknown mode fails here, before anything is made
+        self.attach_mode = attach
+        self.attach_choice: Choice | None = None  # the family used, and why those above failed
         try:
             self.filters = Filters(pid=pid, comm=comm.encode() if comm is not None else None)
         except ValueError as exc:
             raise RawtraceError(f"bad --comm filter: {exc}", "give at most 15 bytes") from exc
         self.pages = pages
         self.poll_interval = poll_interval
+        self.transport_mode = transport  # auto, perf or ringbuf (see rawtrace.transport)
+        self.transport_used: str | None = None  # what auto chose
         self._resources = ExitStack()
         self._links = ExitStack()
+        self._attached: list[Link] = []
+        self._missed: int | None = 0
         self._reader: RingReader | None = None
         self._decoder = Decoder()
         self._delivered = 0
@@ -103,18 +117,32 @@ class Tracer:
             )
         )
         # The rings exist before any program runs, so the first event already has a place.
-        transport = open_perf_transport(self._resources, self.pages)
+        transport = open_transport(self.transport_mode, self._resources, self.pages)
+        self.transport_used = transport.name
         self._reader = transport.reader
-        family = SyscallTracepoints(tracefs)
-        for spec in self.specs:
-            programs = _SyscallProgramLoader(
-                spec, start_times, transport.output, self.filters, self._resources
-            )
-            self._links.callback(family.attach_syscall(spec.feed.syscall, programs).close)
+
+        def attach(family: SyscallFamily) -> None:
+            # One attempt: what a failed family made is released before the next is tried.
+            with ExitStack() as programs, ExitStack() as links:
+                attached = []
+                for spec in self.specs:
+                    loader = _SyscallProgramLoader(
+                        spec, start_times, transport.output, self.filters, programs
+                    )
+                    link = family.attach_syscall(spec.feed.syscall, loader)
+                    links.callback(link.close)
+                    attached.append(link)
+                self._resources.enter_context(programs.pop_all())
+                self._links.enter_context(links.pop_all())
+                self._attached = attached
+
+        self.attach_choice = climb(self.attach_mode, tracefs, attach)
 
     def stop(self) -> None:
         """Detach every program. Events already in the rings can still be read."""
         self._stopped = True
+        self._count_missed()
+        self._attached = []
         self._links.close()
 
     def close(self) -> None:
@@ -152,8 +180,7 @@ class Tracer:
             reader.wait(min(left, self.poll_interval))
 
     def _drain(self, reader: RingReader) -> list[Event]:
-        decode = self._decoder.decode
-        events = [e for e in map(decode, reader.drain()) if e is not None]
+        events = [event for batch in reader.drain() for event in self._decoder.decode(batch)]
         # Each CPU has its own ring: merge them into the order the events happened.
         events.sort(key=_timestamp)
         self._delivered += len(events)
@@ -169,7 +196,15 @@ class Tracer:
 
     def stats(self) -> TraceStats:
         reader = self._require_reader()
-        return TraceStats(self._delivered, reader.lost_per_cpu(), self._decoder.undecodable)
+        self._count_missed()
+        return TraceStats(
+            self._delivered, reader.lost_per_cpu(), self._decoder.undecodable, self._missed
+        )
+
+    def _count_missed(self) -> None:
+        # Only while attached: a tracefs probe's counts go with the probe.
+        if self._attached:
+            self._missed = total_missed(link.missed() for link in self._attached)
 
     def _require_reader(self) -> RingReader:
         if self._reader is None:
@@ -250,9 +285,13 @@ def trace(
     pid: int | None = None,
     comm: str | None = None,
     pages: int = DEFAULT_PAGES,
+    attach: str = AUTO,
+    transport: str = AUTO_TRANSPORT,
 ) -> Tracer:
-    """A tracer for the named events, started when its `with` block is entered."""
-    return Tracer(events, pid=pid, comm=comm, pages=pages)
+    """A tracer for the named events, started when its `with` block is entered. `attach`
+    forces an attach family (see rawtrace.plan); by default the first that works is used.
+    `transport` forces perf rings or the BPF ring buffer (see rawtrace.transport)."""
+    return Tracer(events, pid=pid, comm=comm, pages=pages, attach=attach, transport=transport)
 
 
 def _timestamp(event: Event) -> int:

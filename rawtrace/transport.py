@@ -3,15 +3,22 @@ Output the program builders emit) and a user half (a RingReader); open_transport
 
 from __future__ import annotations
 
+import errno
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Protocol
 
-from bpf_bytecode.programs.output import Output, PerfOutput
+from bpf_bytecode.programs.output import Output, PerfOutput, RingbufOutput
 from kernel_compat import online_cpus, possible_cpus
 from rawtrace.bpf import MapType
+from rawtrace.errors import KernelFeatureMissing, RawtraceError
 from rawtrace.maps import Map
 from rawtrace.perf_reader import PerfReader
+from rawtrace.perf_ring import Batch
+from rawtrace.ringbuf_reader import RingbufReader, ring_size
+
+AUTO = "auto"
+TRANSPORTS = (AUTO, "perf", "ringbuf")
 
 
 class RingReader(Protocol):
@@ -23,8 +30,8 @@ class RingReader(Protocol):
         """Block until records may be waiting, or timeout seconds pass (None: no limit)."""
         ...
 
-    def drain(self) -> list[bytes]:
-        """Every record now waiting, as raw payloads."""
+    def drain(self) -> list[Batch]:
+        """Every record now waiting: a batch of payloads per ring that holds any."""
         ...
 
     def lost_per_cpu(self) -> dict[int, int]:
@@ -39,6 +46,24 @@ class Transport:
     name: str
     output: Output  # what the programs emit into
     reader: RingReader
+    fallbacks: tuple[str, ...] = ()  # in auto mode: why the transports tried first did not work
+
+
+def open_transport(kind: str, resources: ExitStack, pages: int) -> Transport:
+    """The transport `kind` names; auto takes the ring buffer where the kernel has one (5.8+),
+    else the perf rings. `pages` is the ring memory per online CPU, in pages."""
+    if kind == "perf":
+        return open_perf_transport(resources, pages)
+    if kind == "ringbuf":
+        return open_ringbuf_transport(resources, pages)
+    if kind != AUTO:
+        raise RawtraceError(f"unknown transport {kind!r}", f"use one of {', '.join(TRANSPORTS)}")
+    try:
+        return open_ringbuf_transport(resources, pages)
+    except KernelFeatureMissing as exc:
+        transport = open_perf_transport(resources, pages)
+        transport.fallbacks = (f"ringbuf: {exc.cause}",)
+        return transport
 
 
 def open_perf_transport(resources: ExitStack, pages: int) -> Transport:
@@ -55,3 +80,30 @@ def open_perf_transport(resources: ExitStack, pages: int) -> Transport:
     reader = PerfReader(events_map, online_cpus(), pages)
     resources.callback(reader.close)
     return Transport("perf", PerfOutput(events_map.fileno()), reader)
+
+
+def open_ringbuf_transport(resources: ExitStack, pages: int) -> Transport:
+    """A BPF ring buffer shared by all CPUs, and the per-CPU counter of records that did not
+    fit; everything is owned by `resources`. Creating the ring is the feature probe."""
+    size = ring_size(pages, len(online_cpus()))
+    try:
+        ringbuf = Map.create(
+            MapType.RINGBUF, key_size=0, value_size=0, max_entries=size, name="rawtrace_ringbuf"
+        )
+    except RawtraceError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, OSError) and cause.errno == errno.EINVAL:
+            raise KernelFeatureMissing(
+                "this kernel has no BPF ring buffer (BPF_MAP_TYPE_RINGBUF, 5.8+)",
+                "use --transport perf",
+            ) from cause
+        raise
+    resources.enter_context(ringbuf)
+    lost = resources.enter_context(
+        Map.create(
+            MapType.PERCPU_ARRAY, key_size=4, value_size=8, max_entries=1, name="rawtrace_rb_lost"
+        )
+    )
+    reader = RingbufReader(ringbuf, lost, size, possible_cpus())
+    resources.callback(reader.close)
+    return Transport("ringbuf", RingbufOutput(ringbuf.fileno(), lost.fileno()), reader)

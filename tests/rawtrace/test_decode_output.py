@@ -1,0 +1,112 @@
+"""Batches decoded into events, and events written as JSON and table rows."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bpf_bytecode.programs.record import SYSCALL_RECORD
+from rawtrace.decode import Decoder
+from rawtrace.event import Arg, Event
+from rawtrace.output import TableWriter, json_line
+from rawtrace.perf_ring import Batch
+
+TASK_FIELDS = len(SYSCALL_RECORD.unpack(bytes(SYSCALL_RECORD.size))) - 9  # between cpu and ret
+
+
+def vfork_record(child: int, comm: bytes = b"sh", event_id: int = 58) -> bytes:
+    fields = (5_000, 4_000, (77 << 32) | 78, (100 << 32) | 1000, 9, comm, event_id, 1)
+    return SYSCALL_RECORD.pack(*fields, *[0] * TASK_FIELDS, child)
+
+
+def test_a_uniform_batch_decodes_like_one_of_mixed_sizes() -> None:
+    records = [vfork_record(c) for c in (10, 11, 12)]
+    padded = Batch.of([r + b"\0\0\0\0" for r in records])  # perf pads each payload
+    mixed = Batch.of([records[0] + b"\0" * 4, records[1], records[2] + b"\0" * 12])
+    decoder = Decoder()
+    uniform_events, mixed_events = decoder.decode(padded), decoder.decode(mixed)
+    assert uniform_events == mixed_events
+    assert [(e.process_id, e.thread_id, e.user_id, e.arg("pid")) for e in uniform_events] == [
+        (77, 78, 1000, child) for child in (10, 11, 12)
+    ]
+    first = uniform_events[0]
+    assert first.timestamp - first.call_start == 1_000
+    assert (first.process_name, first.cgroup_id, first.processor_id) == ("sh", 9, 1)
+    assert decoder.undecodable == 0
+
+
+def test_short_and_unknown_records_are_counted_not_decoded() -> None:
+    decoder = Decoder()
+    batch = Batch.of([b"short", vfork_record(5, event_id=9999), vfork_record(6)])
+    assert [e.arg("pid") for e in decoder.decode(batch)] == [6]
+    assert decoder.undecodable == 2
+
+
+def test_failed_vfork_has_no_child_and_comm_keeps_odd_bytes() -> None:
+    (event,) = Decoder().decode(Batch.of([vfork_record(-11, comm=b"a\xffb\0junk")]))
+    assert (event.return_value, event.arg("pid"), event.process_name) == (-11, 0, "a\\xffb")
+
+
+names = st.text(st.characters(), max_size=20)
+ints = st.integers(-(2**70), 2**70)
+values = st.one_of(st.none(), st.integers(-(2**65), 2**65), names)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(ints, min_size=12, max_size=12),
+    names,
+    names,
+    names,
+    st.lists(st.tuples(names, names, values), max_size=3),
+    st.integers(0, 2**32),
+)
+def test_json_line_is_json_dumps_character_for_character(
+    numbers: list[int],
+    process_name: str,
+    event_name: str,
+    host_name: str,
+    args: list[tuple[str, str, int | str | None]],
+    event_id: int,
+) -> None:
+    event = Event(
+        *numbers[:8],
+        process_name,
+        numbers[8],
+        event_id,
+        event_name,
+        "vfork",
+        numbers[9],
+        tuple(Arg(*a) for a in args),
+        mount_namespace=numbers[10],
+        pid_namespace=numbers[11],
+        host_name=host_name,
+        container_id="c\u2028\x1b",
+    )
+    assert json_line(event) == json.dumps(event.to_dict(), separators=(",", ":"))
+
+
+def test_json_line_takes_the_general_path_for_other_values() -> None:
+    event = Event(
+        1, 2, 0, 3, 3, 3, 3, 0, "x", 0, 58, "vfork", "vfork", 0, (Arg("f", "bool", True),)
+    )
+    assert json_line(event) == json.dumps(event.to_dict(), separators=(",", ":"))
+    assert '"value":true' in json_line(event)
+
+
+def test_table_rows_line_up() -> None:
+    out = io.StringIO()
+    writer = TableWriter(out)
+    event = Event(
+        1_700_000_000_123_456_789, 0, 0, 4242, 4242, 4242, 4242, 0, "a\nb", 0, 58, "vfork",
+        "vfork", 99, (Arg("pid", "pid_t", 99),),
+    )  # fmt: skip
+    writer.write(event)
+    writer.write(event._replace(timestamp=event.timestamp + 1_000_000_000))
+    _header, first, second = out.getvalue().splitlines()
+    assert first[15:] == "    4242 a\\nb                  99     99"
+    assert len(first) == len(second) and first[:15] != second[:15]
+    assert first[8:15] == second[8:15] == ".123456"
