@@ -31,7 +31,10 @@ def kernel_string(raw: bytes) -> str:
 class Decoder:
     """Decodes records of one trace. Kernel times (CLOCK_MONOTONIC) become wall-clock times."""
 
-    def __init__(self) -> None:
+    def __init__(self, task_context: bool = True) -> None:
+        # Without the task walk (no BTF) the record's parent and namespace fields are 0, and
+        # processId/threadId fall back to the host's ids.
+        self.task_context = task_context
         self.monotonic_to_wall = time.time_ns() - time.monotonic_ns()
         self.undecodable = 0
         self._names: dict[bytes, str] = {}  # comm as the kernel sent it -> its text
@@ -62,9 +65,25 @@ class Decoder:
     def _events(self, records: Iterable[Record]) -> list[Event]:
         to_wall = self.monotonic_to_wall
         names = self._names
+        task_context = self.task_context
         events = []
-        # the context first, ret last; fields between them (the task walk's) are not used yet
-        for ts, start, pid_tgid, uid_gid, cgroup_id, comm, event_id, cpu, *_task, ret in records:
+        for (
+            ts,
+            start,
+            pid_tgid,
+            uid_gid,
+            cgroup_id,
+            comm,
+            event_id,
+            cpu,
+            host_ppid,
+            ns_pid,
+            ns_tid,
+            ns_ppid,
+            mnt_ns,
+            pid_ns,
+            ret,
+        ) in records:
             spec = BY_ID.get(event_id)
             if spec is None:
                 self.undecodable += 1
@@ -75,6 +94,8 @@ class Decoder:
                     names.clear()
                 name = names[comm] = kernel_string(comm)
             tgid, tid = pid_tgid >> 32, pid_tgid & _U32
+            if not task_context:
+                ns_pid, ns_tid = tgid, tid
             values = spec.args_from_return(ret)
             # positional, in Event's field order: keywords would cost three times as much
             events.append(
@@ -82,8 +103,8 @@ class Decoder:
                     ts + to_wall,  # timestamp
                     start + to_wall if start else 0,  # call_start
                     cpu,  # processor_id
-                    tgid,  # process_id
-                    tid,  # thread_id
+                    ns_pid,  # process_id
+                    ns_tid,  # thread_id
                     tgid,  # host_process_id
                     tid,  # host_thread_id
                     uid_gid & _U32,  # user_id
@@ -94,6 +115,10 @@ class Decoder:
                     spec.feed.syscall,
                     ret,  # return_value
                     tuple([Arg(a.name, a.type, v) for a, v in zip(spec.args, values)]),
+                    ns_ppid,  # parent_process_id
+                    host_ppid,  # host_parent_process_id
+                    mnt_ns,  # mount_namespace
+                    pid_ns,  # pid_namespace
                 )
             )
         return events

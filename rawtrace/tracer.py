@@ -17,6 +17,7 @@ from types import TracebackType
 from bpf_bytecode import Item
 from bpf_bytecode.programs.output import Output
 from bpf_bytecode.programs.syscall import Filters, syscall_enter, syscall_exit
+from bpf_bytecode.programs.task import TaskLayout
 from kernel_compat import kernel_release
 from rawtrace.attach import Link, SyscallFamily, total_missed
 from rawtrace.bpf import AttachType, MapType, ProgType
@@ -29,6 +30,7 @@ from rawtrace.perf_reader import DEFAULT_PAGES
 from rawtrace.plan import AUTO, Choice, climb, rungs
 from rawtrace.privileges import require_tracing_capabilities
 from rawtrace.programs import Program, load_program
+from rawtrace.task_layout import task_layout
 from rawtrace.tracefs import ensure_tracefs
 from rawtrace.transport import AUTO as AUTO_TRANSPORT
 from rawtrace.transport import RingReader, open_transport
@@ -107,6 +109,8 @@ class Tracer:
         require_tracing_capabilities()
         _lift_memlock_limit()
         tracefs = ensure_tracefs()
+        task = task_layout()
+        self._decoder = Decoder(task_context=task is not None)
         start_times = self._resources.enter_context(
             Map.create(
                 MapType.LRU_HASH,
@@ -127,7 +131,7 @@ class Tracer:
                 attached = []
                 for spec in self.specs:
                     loader = _SyscallProgramLoader(
-                        spec, start_times, transport.output, self.filters, programs
+                        spec, start_times, transport.output, self.filters, task, programs
                     )
                     link = family.attach_syscall(spec.feed.syscall, loader)
                     links.callback(link.close)
@@ -222,12 +226,14 @@ class _SyscallProgramLoader:
         start_times: Map,
         output: Output,
         filters: Filters,
+        task: TaskLayout | None,
         resources: ExitStack,
     ) -> None:
         self.spec = spec
         self.start_times = start_times
         self.output = output
         self.filters = filters
+        self.task = task
         self.resources = resources
 
     def enter(
@@ -258,6 +264,7 @@ class _SyscallProgramLoader:
             event_id=self.spec.event_id,
             skip_child_return=self.spec.feed.skip_child_return,
             filters=self.filters,
+            task=self.task,
         )
         return self._load("exit", prog_type, code, expected_attach_type, attach_btf_id)
 
