@@ -32,6 +32,8 @@ class RingbufReader:
     """The consumer of one ring buffer map. close() releases the maps of its memory and the
     epoll fd; the BPF maps themselves belong to whoever created them."""
 
+    max_wait = POLL_BOUND
+
     def __init__(self, ringbuf: Map, lost: Map, size: int, possible_cpus: Sequence[int]) -> None:
         self._lost = lost
         self._possible = list(possible_cpus)
@@ -66,10 +68,6 @@ class RingbufReader:
     def fileno(self) -> int:
         """The epoll fd. With BPF_RB_NO_WAKEUP it never turns readable: poll on a timer."""
         return self._epoll.fileno()
-
-    def wait(self, timeout: float | None) -> None:
-        """Sleep until timeout, or POLL_BOUND if that comes first."""
-        self._epoll.poll(POLL_BOUND if timeout is None else min(timeout, POLL_BOUND))
 
     def drain(self) -> list[Batch]:
         if self._drain is None:

@@ -6,13 +6,18 @@ whatever the command line does.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
 import resource
+import select
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Callable
 
 from bpf_bytecode import Item
 from bpf_bytecode.programs.output import Output
@@ -55,7 +60,13 @@ class TraceStats:
 
 
 class Tracer:
-    """Traces events until closed. Use as a context manager; iterate it, or call read().
+    """Traces events until closed: a context manager that starts on entry and closes on exit.
+    Iterate it (`for`, `async for`), call read(timeout), or run() with on_event/on_lost
+    callbacks; fileno() nests it in another event loop.
+
+    `pid` and `comm` filter in the kernel. `attach` forces an attach family (see
+    rawtrace.plan); by default the first that works is used. `transport` forces perf rings or
+    the BPF ring buffer (see rawtrace.transport). `pages` sizes each ring.
 
     >>> with trace("vfork") as tracer:           # doctest: +SKIP
     ...     for event in tracer:
@@ -69,9 +80,10 @@ class Tracer:
         pid: int | None = None,
         comm: str | None = None,
         pages: int = DEFAULT_PAGES,
-        poll_interval: float = 0.1,
         attach: str = AUTO,
         transport: str = AUTO_TRANSPORT,
+        on_event: Callable[[Event], object] | None = None,
+        on_lost: Callable[[int, int], object] | None = None,
     ) -> None:
         self.specs = lookup(events if isinstance(events, str) else list(events))
         rungs(attach)  # an unknown mode fails here, before anything is made
@@ -82,7 +94,8 @@ class Tracer:
         except ValueError as exc:
             raise RawtraceError(f"bad --comm filter: {exc}", "give at most 15 bytes") from exc
         self.pages = pages
-        self.poll_interval = poll_interval
+        self.on_event = on_event
+        self.on_lost = on_lost  # (cpu, newly lost records), from run()
         self.transport_mode = transport  # auto, perf or ringbuf (see rawtrace.transport)
         self.transport_used: str | None = None  # what auto chose
         self._resources = ExitStack()
@@ -93,6 +106,13 @@ class Tracer:
         self._decoder = Decoder()
         self._delivered = 0
         self._stopped = False
+        self._closed = False
+        # Held while the rings are drained or released, so that close() from another thread
+        # never pulls a ring from under a drain; it wakes a blocked read through _wake_write.
+        self._lock = threading.Lock()
+        self._poller = select.poll()
+        self._wake_read, self._wake_write = -1, -1
+        self._lost_reported: dict[int, int] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -124,6 +144,11 @@ class Tracer:
         transport = open_transport(self.transport_mode, self._resources, self.pages)
         self.transport_used = transport.name
         self._reader = transport.reader
+        self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._resources.callback(os.close, self._wake_read)
+        self._resources.callback(os.close, self._wake_write)
+        self._poller.register(self._reader.fileno(), select.POLLIN)
+        self._poller.register(self._wake_read, select.POLLIN)
 
         def attach(family: SyscallFamily) -> None:
             # One attempt: what a failed family made is released before the next is tried.
@@ -143,17 +168,29 @@ class Tracer:
         self.attach_choice = climb(self.attach_mode, tracefs, attach)
 
     def stop(self) -> None:
-        """Detach every program. Events already in the rings can still be read."""
+        """Detach every program; a read blocked in another thread returns. Events already in
+        the rings can still be read."""
         self._stopped = True
+        self._wake()
         self._count_missed()
         self._attached = []
         self._links.close()
 
     def close(self) -> None:
-        """Detach and release everything. Idempotent."""
+        """Detach and release everything. Idempotent, and safe from another thread, where it
+        ends a blocked read() or iteration."""
         self.stop()
-        self._resources.close()
-        self._reader = None
+        with self._lock:
+            self._closed = True
+            self._reader = None
+            self._wake_read, self._wake_write = -1, -1
+            self._resources.close()
+
+    def _wake(self) -> None:
+        with self._lock:
+            if self._wake_write >= 0:
+                with contextlib.suppress(BlockingIOError):  # a wakeup is already pending
+                    os.write(self._wake_write, b"\0")
 
     def __enter__(self) -> Tracer:
         return self.start()
@@ -168,20 +205,42 @@ class Tracer:
 
     # -- reading -------------------------------------------------------------------------------
 
+    @property
+    def max_wait(self) -> float:
+        """Seconds events can sit in a ring without making fileno() readable."""
+        return self._require_reader().max_wait
+
+    def fileno(self) -> int:
+        """An fd that turns readable when events are ready, for select, selectors or an event
+        loop. Events below a ring's watermark wake nobody: call read(0) at least every
+        max_wait seconds too, as `async for` does."""
+        return self._require_reader().fileno()
+
     def read(self, timeout: float | None = None) -> list[Event]:
         """Events that are ready. Like selectors: None waits until some come, 0 only polls,
-        a positive timeout waits at most that many seconds. After stop() it never waits."""
-        reader = self._require_reader()
+        a positive timeout waits at most that many seconds. After stop() it never waits, and
+        after close() it returns nothing."""
+        if self._reader is None and not self._closed:
+            self._require_reader()
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            events = self._drain(reader)
+            with self._lock:
+                if self._reader is None:
+                    return []
+                events = self._drain(self._reader)
+                max_wait = self._reader.max_wait
             if events or self._stopped:
                 return events
-            left = self.poll_interval if deadline is None else deadline - time.monotonic()
+            left = max_wait if deadline is None else deadline - time.monotonic()
             if left <= 0:
                 return events
-            # Records below a ring's watermark raise no wakeup: wait at most poll_interval.
-            reader.wait(min(left, self.poll_interval))
+            self._wait(min(left, max_wait))
+
+    def _wait(self, seconds: float) -> None:
+        for fd, _ in self._poller.poll(seconds * 1000):
+            if fd == self._wake_read:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(fd, 64)
 
     def _drain(self, reader: RingReader) -> list[Event]:
         events = [event for batch in reader.drain() for event in self._decoder.decode(batch)]
@@ -191,12 +250,61 @@ class Tracer:
         return events
 
     def __iter__(self) -> Iterator[Event]:
-        """Events as they come, until stop(); after stop, what is left in the rings."""
+        """Events as they come, until stop() or close(); after stop(), what the rings still
+        hold."""
         while True:
-            events = self.read(self.poll_interval)
-            if not events and self._stopped:
+            events = self.read()
+            if not events and (self._stopped or self._closed):
                 return
             yield from events
+
+    async def __aiter__(self) -> AsyncIterator[Event]:
+        """`async for event in tracer`: waits in the running asyncio loop (add_reader plus a
+        max_wait timer), never in a thread."""
+        loop = asyncio.get_running_loop()
+        while True:
+            events = self.read(0)
+            for event in events:
+                yield event
+            if events:
+                continue
+            if self._stopped or self._closed:
+                return
+            ready = asyncio.Event()
+            fd = self.fileno()
+            loop.add_reader(fd, ready.set)
+            try:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(ready.wait(), self.max_wait)
+            finally:
+                loop.remove_reader(fd)
+
+    def run(self, duration: float | None = None) -> None:
+        """Callback mode: hand each event to on_event and new losses to on_lost(cpu, count),
+        until stop() (from a callback, a signal handler or another thread) or `duration`
+        seconds; then detach and deliver what the rings still hold."""
+        if self.on_event is None:
+            raise RawtraceError("run() delivers events to on_event", "pass on_event= to trace()")
+        deadline = None if duration is None else time.monotonic() + duration
+        while not self._stopped:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            self._dispatch(self.read(left))
+        self.stop()
+        self._dispatch(self.read(0))
+
+    def _dispatch(self, events: list[Event]) -> None:
+        assert self.on_event is not None
+        for event in events:
+            self.on_event(event)
+        if self.on_lost is None or self._reader is None:
+            return
+        for cpu, lost in self._reader.lost_per_cpu().items():
+            new = lost - self._lost_reported.get(cpu, 0)
+            if new:
+                self._lost_reported[cpu] = lost
+                self.on_lost(cpu, new)
 
     def stats(self) -> TraceStats:
         reader = self._require_reader()
@@ -286,19 +394,8 @@ class _SyscallProgramLoader:
         return self.resources.enter_context(program)
 
 
-def trace(
-    events: str | Sequence[str] = "vfork",
-    *,
-    pid: int | None = None,
-    comm: str | None = None,
-    pages: int = DEFAULT_PAGES,
-    attach: str = AUTO,
-    transport: str = AUTO_TRANSPORT,
-) -> Tracer:
-    """A tracer for the named events, started when its `with` block is entered. `attach`
-    forces an attach family (see rawtrace.plan); by default the first that works is used.
-    `transport` forces perf rings or the BPF ring buffer (see rawtrace.transport)."""
-    return Tracer(events, pid=pid, comm=comm, pages=pages, attach=attach, transport=transport)
+trace = Tracer
+"""`rawtrace.trace(events, ...)`: a Tracer, started when its `with` block is entered."""
 
 
 def _timestamp(event: Event) -> int:

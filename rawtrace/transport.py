@@ -22,12 +22,12 @@ TRANSPORTS = (AUTO, "perf", "ringbuf")
 
 
 class RingReader(Protocol):
+    # Seconds records may wait for a drain: those below a perf ring's watermark, or in a ring
+    # buffer written without wakeups, make no fd readable, so readers poll at least this often.
+    max_wait: float
+
     def fileno(self) -> int:
         """An fd that turns readable when records are waiting (for select/epoll/asyncio)."""
-        ...
-
-    def wait(self, timeout: float | None) -> None:
-        """Block until records may be waiting, or timeout seconds pass (None: no limit)."""
         ...
 
     def drain(self) -> list[Batch]:

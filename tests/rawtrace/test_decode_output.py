@@ -14,12 +14,13 @@ from rawtrace.event import Arg, Event
 from rawtrace.output import TableWriter, json_line
 from rawtrace.perf_ring import Batch
 
-TASK_FIELDS = len(SYSCALL_RECORD.unpack(bytes(SYSCALL_RECORD.size))) - 9  # between cpu and ret
+# host_ppid, ns_pid, ns_tid, ns_ppid, mnt_ns, pid_ns: a caller seen as 7/8 in its namespace
+TASK_FIELDS = (50, 7, 8, 5, 4026531832, 4026531836)
 
 
 def vfork_record(child: int, comm: bytes = b"sh", event_id: int = 58) -> bytes:
     fields = (5_000, 4_000, (77 << 32) | 78, (100 << 32) | 1000, 9, comm, event_id, 1)
-    return SYSCALL_RECORD.pack(*fields, *[0] * TASK_FIELDS, child)
+    return SYSCALL_RECORD.pack(*fields, *TASK_FIELDS, child)
 
 
 def test_a_uniform_batch_decodes_like_one_of_mixed_sizes() -> None:
@@ -30,12 +31,28 @@ def test_a_uniform_batch_decodes_like_one_of_mixed_sizes() -> None:
     uniform_events, mixed_events = decoder.decode(padded), decoder.decode(mixed)
     assert uniform_events == mixed_events
     assert [(e.process_id, e.thread_id, e.user_id, e.arg("pid")) for e in uniform_events] == [
-        (77, 78, 1000, child) for child in (10, 11, 12)
+        (7, 8, 1000, child) for child in (10, 11, 12)
     ]
     first = uniform_events[0]
     assert first.timestamp - first.call_start == 1_000
     assert (first.process_name, first.cgroup_id, first.processor_id) == ("sh", 9, 1)
     assert decoder.undecodable == 0
+
+
+def test_task_fields_map_to_tracee_keys() -> None:
+    (event,) = Decoder().decode(Batch.of([vfork_record(10)]))
+    assert (event.process_id, event.thread_id, event.parent_process_id) == (7, 8, 5)
+    assert (event.host_process_id, event.host_thread_id, event.host_parent_process_id) == (
+        77,
+        78,
+        50,
+    )
+    assert (event.mount_namespace, event.pid_namespace) == (4026531832, 4026531836)
+
+
+def test_without_btf_the_ids_are_the_hosts() -> None:
+    (event,) = Decoder(task_context=False).decode(Batch.of([vfork_record(10)]))
+    assert (event.process_id, event.thread_id) == (77, 78)
 
 
 def test_short_and_unknown_records_are_counted_not_decoded() -> None:
