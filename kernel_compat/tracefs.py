@@ -11,6 +11,7 @@ from types import MappingProxyType
 
 from ._files import read_text, under
 from .errors import FeatureMissing, KernelFactError
+from .mounts import MOUNTS, read_mounts
 
 __all__ = [
     "TRACEFS_MOUNTPOINTS",
@@ -25,8 +26,6 @@ __all__ = [
 # older kernels only have the debugfs location.
 TRACEFS_MOUNTPOINTS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 
-_MOUNTS = "/proc/self/mounts"
-_OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
 _ARRAY_SUFFIX = re.compile(r"(\[[^\]]*\])+$")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Category and event names are single path components; refuse anything that could walk elsewhere.
@@ -70,9 +69,7 @@ class TracepointFormat:
 
 def find_tracefs(root: str | os.PathLike[str] = "/") -> Path:
     """Return the tracefs directory (under `root`), read from /proc/self/mounts."""
-    mounts_path = under(root, _MOUNTS)
-    text = read_text(mounts_path, f"{mounts_path} does not exist")
-    for mountpoint, via_debugfs in _tracefs_candidates(_parse_mounts(text)):
+    for mountpoint, via_debugfs in _tracefs_candidates(read_mounts(root)):
         path = under(root, mountpoint)
         # debugfs may be mounted on a kernel built without ftrace: then it has no tracing/.
         # stat() does not trigger the tracing/ automount (AT_NO_AUTOMOUNT is implied since 4.14).
@@ -80,7 +77,7 @@ def find_tracefs(root: str | os.PathLike[str] = "/") -> Path:
             return path
     raise FeatureMissing(
         f"tracefs is not mounted at {TRACEFS_MOUNTPOINTS[0]} or {TRACEFS_MOUNTPOINTS[1]}"
-        f" (per {mounts_path})"
+        f" (per {MOUNTS})"
     )
 
 
@@ -100,19 +97,6 @@ def read_tracepoint_format(tracefs: Path, category: str, name: str) -> Tracepoin
 def tracepoint_id(tracefs: Path, category: str, name: str) -> int:
     """Return the perf event id of tracepoint <category>:<name>."""
     return read_tracepoint_format(tracefs, category, name).id
-
-
-def _parse_mounts(text: str) -> list[tuple[str, str]]:
-    """Return (mountpoint, fstype) for each line of a /proc/*/mounts file."""
-    mounts = []
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) < 3:
-            continue
-        # The kernel escapes space, tab, newline and backslash in paths as \ooo.
-        mountpoint = _OCTAL_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), parts[1])
-        mounts.append((mountpoint, parts[2]))
-    return mounts
 
 
 def _tracefs_candidates(mounts: list[tuple[str, str]]) -> list[tuple[str, bool]]:

@@ -7,6 +7,7 @@ on one line of stderr), 2 for bad usage.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
@@ -17,6 +18,7 @@ from typing import TextIO
 
 import rawtrace
 from rawtrace import plan
+from rawtrace.command import HeldCommand
 from rawtrace.errors import RawtraceError, VerifierError
 from rawtrace.events import CATALOGUE
 from rawtrace.features import collect, format_table, runtime
@@ -33,20 +35,39 @@ def _parser() -> argparse.ArgumentParser:
     paths = runtime()
     version = f"rawtrace {rawtrace.__version__} (drain: {paths['drain']}, ffi: {paths['ffi']})"
     parser.add_argument("--version", action="version", version=version)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")
 
     trace = commands.add_parser(
         "trace",
         help="trace events and print them",
+        usage="rawtrace trace EVENTS [options] [-- COMMAND [ARGS...]]",
         description="Trace events until Ctrl-C, SIGTERM or --duration, then print a summary "
-        "(events, lost per CPU) to stderr.",
+        "(events, lost per CPU) to stderr. With -- COMMAND, run COMMAND, trace it and its "
+        "descendants from its first instruction, stop when it ends and exit with its status; "
+        "its standard output goes to standard error, unless events go to a file (-o).",
         epilog="events: " + "; ".join(f"{s.name}: {s.description}" for s in CATALOGUE.values()),
     )
     trace.add_argument("events", help="comma-separated event names, e.g. vfork")
     trace.add_argument("--json", action="store_true", help="NDJSON in Tracee's event shape")
+    trace.add_argument("-o", "--output", metavar="FILE", help="write events to FILE")
+    trace.add_argument("--quiet", action="store_true", help="no summary on stderr at the end")
     trace.add_argument("--duration", type=_positive_float, metavar="S", help="stop after S s")
-    trace.add_argument("--pid", type=int, help="only events of this process (tgid)")
-    trace.add_argument("--comm", help="only events of processes with this name (comm)")
+    filters = trace.add_argument_group(
+        "filters",
+        "applied in the kernel; repeat one to accept any of its values, combine kinds to "
+        "require all of them",
+    )
+    filters.add_argument("--pid", type=int, action="append", help="the caller's process id")
+    filters.add_argument("--tid", type=int, action="append", help="the caller's thread id")
+    filters.add_argument("--uid", type=int, action="append", help="the caller's user id")
+    filters.add_argument("--comm", action="append", help="the caller's name (comm)")
+    filters.add_argument(
+        "--cgroup", action="append", help="a cgroup v2 path (as in /proc/PID/cgroup) or id"
+    )
+    filters.add_argument("--container", action="append", help="a container id prefix")
+    filters.add_argument(
+        "--follow", type=int, metavar="PID", help="PID and every descendant it creates"
+    )
     trace.add_argument(
         "--transport",
         choices=TRANSPORTS,
@@ -105,33 +126,62 @@ def _slow_path_warning() -> str | None:
     return f"rawtrace: warning: {slow} (slower): {'; '.join(dict.fromkeys(why))}"
 
 
-def _run_trace(args: argparse.Namespace, out: TextIO) -> None:
+def _run_trace(args: argparse.Namespace, out: TextIO) -> int:
+    """Trace until a signal, --duration or COMMAND's end; COMMAND's exit status, else 0."""
     warning = _slow_path_warning()
     if warning:
         print(warning, file=sys.stderr)
     stop = _StopSignal()
     deadline = None if args.duration is None else time.monotonic() + args.duration
-    with Tracer(
-        args.events, pid=args.pid, comm=args.comm, transport=args.transport, attach=args.attach
-    ) as tracer:
+    with contextlib.ExitStack() as stack:
+        # Events own standard output unless they go to a file: COMMAND writes to stderr then.
+        command_out = None if args.output else sys.stderr.fileno()
+        command = (
+            stack.enter_context(HeldCommand(args.command, command_out)) if args.command else None
+        )
+        tracer = stack.enter_context(
+            Tracer(
+                args.events,
+                pid=args.pid,
+                tid=args.tid,
+                uid=args.uid,
+                comm=args.comm,
+                cgroup=args.cgroup,
+                container=args.container,
+                follow=command.pid if command else args.follow,
+                transport=args.transport,
+                attach=args.attach,
+            )
+        )
+        if args.output:
+            out = stack.enter_context(open(args.output, "w", encoding="utf-8"))
         writer = JsonWriter(out) if args.json else TableWriter(out)
         names = ",".join(spec.name for spec in tracer.specs)
         via = tracer.attach_choice.family if tracer.attach_choice else args.attach
-        print(f"rawtrace: tracing {names} via {via}; Ctrl-C to stop", file=sys.stderr, flush=True)
+        if not args.quiet:
+            print(f"rawtrace: tracing {names} via {via}; Ctrl-C to stop", file=sys.stderr)
+        sys.stderr.flush()
+        if command:
+            command.release()
         while not stop.received and (deadline is None or time.monotonic() < deadline):
             for event in tracer.read(timeout=0.1):
                 writer.write(event)
             out.flush()
+            if command and command.finished():
+                break
         tracer.stop()
         for event in tracer:  # what the rings still hold after detaching
             writer.write(event)
         out.flush()
         stats = tracer.stats()
-    per_cpu = ", ".join(f"cpu{cpu}: {lost}" for cpu, lost in sorted(stats.lost_per_cpu.items()))
-    # Probe misses are unknown where the kernel keeps them to itself (kprobe PMU before 6.7).
-    missed = "unknown" if stats.missed is None else stats.missed
-    lost = f"{stats.lost} lost ({per_cpu}; probe misses: {missed})"
-    print(f"rawtrace: {stats.delivered} events, {lost}", file=sys.stderr)
+        status = command.wait() if command else 0
+    if not args.quiet:
+        per_cpu = ", ".join(f"cpu{c}: {n}" for c, n in sorted(stats.lost_per_cpu.items()))
+        # Probe misses are unknown where the kernel keeps them to itself (kprobe PMU before 6.7).
+        missed = "unknown" if stats.missed is None else stats.missed
+        lost = f"{stats.lost} lost ({per_cpu}; probe misses: {missed})"
+        print(f"rawtrace: {stats.delivered} events, {lost}", file=sys.stderr)
+    return status
 
 
 def _run_features(args: argparse.Namespace, out: TextIO) -> None:
@@ -140,11 +190,15 @@ def _run_features(args: argparse.Namespace, out: TextIO) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    # `-- COMMAND ARGS` is split off by hand: argparse's subparsers do not pass `--` through.
+    command = words[words.index("--") + 1 :] if "--" in words else []
+    args = _parser().parse_args(words[: len(words) - len(command) - 1] if command else words)
+    args.command = command
     try:
-        if args.command == "trace":
-            _run_trace(args, sys.stdout)
-        elif args.command == "features":
+        if args.subcommand == "trace":
+            return _run_trace(args, sys.stdout)
+        elif args.subcommand == "features":
             _run_features(args, sys.stdout)
     except VerifierError as exc:
         print(f"rawtrace: {exc}\n{exc.log}", file=sys.stderr)

@@ -15,13 +15,14 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Callable
 
 from bpf_bytecode import Item
+from bpf_bytecode.programs.filters import Filters
 from bpf_bytecode.programs.output import Output
-from bpf_bytecode.programs.syscall import Filters, syscall_enter, syscall_exit
+from bpf_bytecode.programs.syscall import syscall_enter, syscall_exit
 from bpf_bytecode.programs.task import TaskLayout
 from kernel_compat import kernel_release
 from rawtrace.attach import Link, SyscallFamily, total_missed
@@ -30,6 +31,8 @@ from rawtrace.decode import Decoder
 from rawtrace.errors import RawtraceError
 from rawtrace.event import Event
 from rawtrace.events import EventSpec, lookup
+from rawtrace.filters import Cgroups, Ints, Strs, build_filters
+from rawtrace.follow import follow_tree
 from rawtrace.maps import Map
 from rawtrace.perf_reader import DEFAULT_PAGES
 from rawtrace.plan import AUTO, Choice, climb, rungs
@@ -64,7 +67,10 @@ class Tracer:
     Iterate it (`for`, `async for`), call read(timeout), or run() with on_event/on_lost
     callbacks; fileno() nests it in another event loop.
 
-    `pid` and `comm` filter in the kernel. `attach` forces an attach family (see
+    `pid`, `tid`, `uid`, `comm`, `cgroup` (a path or an id) and `container` (an id prefix)
+    filter in the kernel: each takes one value or several (any of them matches), and kinds
+    combine (all must match). `follow` traces a process and every descendant it creates
+    after the start. `attach` forces an attach family (see
     rawtrace.plan); by default the first that works is used. `transport` forces perf rings or
     the BPF ring buffer (see rawtrace.transport). `pages` sizes each ring.
 
@@ -77,8 +83,13 @@ class Tracer:
         self,
         events: str | Sequence[str] = "vfork",
         *,
-        pid: int | None = None,
-        comm: str | None = None,
+        pid: Ints = None,
+        tid: Ints = None,
+        uid: Ints = None,
+        comm: Strs = None,
+        cgroup: Cgroups = None,
+        container: Strs = None,
+        follow: int | None = None,
         pages: int = DEFAULT_PAGES,
         attach: str = AUTO,
         transport: str = AUTO_TRANSPORT,
@@ -89,10 +100,10 @@ class Tracer:
         rungs(attach)  # an unknown mode fails here, before anything is made
         self.attach_mode = attach
         self.attach_choice: Choice | None = None  # the family used, and why those above failed
-        try:
-            self.filters = Filters(pid=pid, comm=comm.encode() if comm is not None else None)
-        except ValueError as exc:
-            raise RawtraceError(f"bad --comm filter: {exc}", "give at most 15 bytes") from exc
+        self.filters = build_filters(
+            pid=pid, tid=tid, uid=uid, comm=comm, cgroup=cgroup, container=container
+        )
+        self.follow = follow
         self.pages = pages
         self.on_event = on_event
         self.on_lost = on_lost  # (cpu, newly lost records), from run()
@@ -131,6 +142,9 @@ class Tracer:
         tracefs = ensure_tracefs()
         task = task_layout()
         self._decoder = Decoder(task_context=task is not None)
+        if self.follow is not None:
+            followed = follow_tree(self.follow, tracefs, self._resources, self._links)
+            self.filters = replace(self.filters, followed_fd=followed.fileno())
         start_times = self._resources.enter_context(
             Map.create(
                 MapType.LRU_HASH,

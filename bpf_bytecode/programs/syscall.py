@@ -4,13 +4,22 @@ record (see record.py) to user space.
 They do not know how they are attached. The attach family passes the few instructions that read
 its context (a tracepoint's fields, a kprobe's pt_regs, a raw tracepoint's args): with the
 context in r6 they pick out this syscall, jumping to "out" for any other, and the exit's load
-the return value into r7.
+the return value into r7. An event with a tail (capture.py) also gets where the family finds
+the syscall's arguments (a SyscallArgs).
 
-Stack frame of the exit program (r10 is the frame pointer):
+Stack frame (r10 is the frame pointer):
 
     r10 -   8   key: pid_tgid, for the start-time map
-    r10 - 104   the 96-byte record
-    r10 - 136   scratch for the task walk (task.py)
+    r10 -  16   the start time, at an entry without a tail
+    r10 -  20   u32 0: the key of the per-CPU scratch array
+    r10 -  32   two 8-byte slots for a capture (capture.Frame)
+    r10 -  88   the syscall's six arguments, at an entry with a tail
+    r10 - 184   the 96-byte record
+    r10 - 216   scratch for the task walk (task.py)
+
+An event with a tail keeps it, with the start time, in its start-time map's value between entry
+and exit (a u64, then the tail), and builds its record in a per-CPU scratch array value (the
+record, then the tail), which is too big for the stack.
 """
 
 from __future__ import annotations
@@ -24,15 +33,12 @@ from bpf_bytecode.asm import (
     exit_,
     jeq_imm,
     jne_imm,
-    jne_reg,
     label,
-    ld_imm64,
     ld_map_fd,
     ldxdw,
     ldxw,
     mov64_imm,
     mov64_reg,
-    rsh64_imm,
     stdw,
     stw,
     stxdw,
@@ -42,7 +48,9 @@ from bpf_bytecode.helpers import Helper
 from bpf_bytecode.insn import Item
 from bpf_bytecode.opcodes import Reg
 from bpf_bytecode.programs import record
-from bpf_bytecode.programs.output import Output, emit_output
+from bpf_bytecode.programs.capture import MAX_ARGS, Capture, Frame, SyscallArgs, load_args
+from bpf_bytecode.programs.filters import NO_FILTERS, Filters, comm_filter, task_filters
+from bpf_bytecode.programs.output import Output, emit_output, emit_output_from
 from bpf_bytecode.programs.task import SCRATCH_SIZE, TaskFields, TaskLayout, read_task_fields
 
 R0, R1, R2, R3, R4 = Reg.R0, Reg.R1, Reg.R2, Reg.R3, Reg.R4
@@ -51,7 +59,11 @@ R6, R7, R8, R9, R10 = Reg.R6, Reg.R7, Reg.R8, Reg.R9, Reg.R10
 BPF_ANY = 0  # map update flag: create or replace
 
 KEY = -8
-REC = KEY - record.SYSCALL_RECORD.size
+START = -16
+ZERO = -20
+SLOT, BYTE = -24, -32
+ARGS = BYTE - 8 * MAX_ARGS
+REC = ARGS - record.SYSCALL_RECORD.size
 TASK_SCRATCH = REC - SCRATCH_SIZE
 _TASK_FIELDS = TaskFields(
     host_ppid=REC + record.HOST_PPID,
@@ -64,39 +76,38 @@ _TASK_FIELDS = TaskFields(
 
 
 @dataclass(frozen=True)
-class Filters:
-    """What the programs drop in the kernel, before anything reaches a ring."""
+class Tail:
+    """What an event carries after the fixed record: its capture at entry, and the per-CPU
+    array (one value of record.SYSCALL_RECORD.size + capture.size bytes, key 0) the programs
+    build in."""
 
-    pid: int | None = None  # the caller's tgid
-    comm: bytes | None = None  # the caller's comm, at most 15 bytes
+    capture: Capture
+    scratch_fd: int
 
-    def __post_init__(self) -> None:
-        if self.comm is not None and not 0 < len(self.comm) < record.COMM_SIZE:
-            raise ValueError(f"a comm has 1 to {record.COMM_SIZE - 1} bytes, not {len(self.comm)}")
+    @property
+    def record_size(self) -> int:
+        return record.SYSCALL_RECORD.size + self.capture.size
 
 
-def _pid_filter(filters: Filters, pid_tgid: Reg, skip: str) -> list[Item]:
-    if filters.pid is None:
-        return []
+def _scratch(tail: Tail, dst: Reg) -> list[Item]:
+    """dst = this CPU's scratch value. Clobbers r0-r5."""
     return [
-        mov64_reg(R1, pid_tgid),
-        rsh64_imm(R1, 32),
-        jne_imm(R1, filters.pid, skip),
+        stw(R10, ZERO, 0),
+        ld_map_fd(R1, tail.scratch_fd),
+        mov64_reg(R2, R10),
+        add64_imm(R2, ZERO),
+        call(Helper.MAP_LOOKUP_ELEM),
+        jeq_imm(R0, 0, "out"),  # never null for key 0, but the verifier asks
+        mov64_reg(dst, R0),
     ]
 
 
-def _comm_filter(filters: Filters, skip: str) -> list[Item]:
-    if filters.comm is None:
-        return []
-    padded = filters.comm.ljust(record.COMM_SIZE, b"\0")
+def _capture(args: SyscallArgs, tail: Tail, out: Reg, at: int) -> list[Item]:
+    """Build the tail at `out` + at, `out` (r6-r9) being the scratch value."""
     return [
-        # bpf_get_current_comm pads with NULs, so the name compares as two 8-byte words
-        ldxdw(R1, R10, REC + record.COMM),
-        ld_imm64(R2, int.from_bytes(padded[:8], "little")),
-        jne_reg(R1, R2, skip),
-        ldxdw(R1, R10, REC + record.COMM + 8),
-        ld_imm64(R2, int.from_bytes(padded[8:], "little")),
-        jne_reg(R1, R2, skip),
+        *load_args(args, tail.capture.arg_count, ARGS),
+        *_scratch(tail, out),
+        *tail.capture.build(Frame(ARGS, SLOT, BYTE, out, at)),
     ]
 
 
@@ -147,22 +158,42 @@ def _task_fields(layout: TaskLayout | None) -> list[Item]:
 
 
 def syscall_enter(
-    *, match: Sequence[Item] = (), start_times_fd: int, filters: Filters = Filters()
+    *,
+    match: Sequence[Item] = (),
+    start_times_fd: int,
+    filters: Filters = NO_FILTERS,
+    args: SyscallArgs | None = None,
+    tail: Tail | None = None,
 ) -> list[Item]:
-    """At entry: start_times[pid_tgid] = now."""
+    """At entry: start_times[pid_tgid] = now, or with a tail: now and the tail, built from the
+    syscall's `args`."""
+    if tail is None:
+        note = [
+            call(Helper.KTIME_GET_NS),
+            stxdw(R10, START, R0),
+            mov64_reg(R3, R10),
+            add64_imm(R3, START),
+        ]
+    elif args is None:
+        raise ValueError("an event with a tail needs its syscall's args")
+    else:
+        note = [
+            *_capture(args, tail, R8, 8),
+            call(Helper.KTIME_GET_NS),
+            stxdw(R8, 0, R0),
+            mov64_reg(R3, R8),
+        ]
     return [
         mov64_reg(R6, R1),
         *match,
         call(Helper.GET_CURRENT_PID_TGID),
-        *_pid_filter(filters, R0, "out"),
-        stxdw(R10, KEY, R0),
-        call(Helper.KTIME_GET_NS),
-        stxdw(R10, KEY - 8, R0),
+        mov64_reg(R7, R0),
+        *task_filters(filters, R7, KEY, "out"),
+        stxdw(R10, KEY, R7),
+        *note,
         ld_map_fd(R1, start_times_fd),
         mov64_reg(R2, R10),
         add64_imm(R2, KEY),
-        mov64_reg(R3, R10),
-        add64_imm(R3, KEY - 8),
         mov64_imm(R4, BPF_ANY),
         call(Helper.MAP_UPDATE_ELEM),
         label("out"),
@@ -171,43 +202,93 @@ def syscall_enter(
     ]
 
 
-def syscall_exit(
+def syscall_entry_event(
     *,
-    load_ret: Sequence[Item],
-    start_times_fd: int,
+    match: Sequence[Item] = (),
+    args: SyscallArgs,
     output: Output,
     event_id: int,
-    skip_child_return: bool,
-    filters: Filters = Filters(),
+    filters: Filters = NO_FILTERS,
     task: TaskLayout | None = None,
+    tail: Tail,
 ) -> list[Item]:
-    """At exit: send one record with the return value and the start time noted at entry.
-
-    With `skip_child_return`, a return value of 0 is dropped: for fork-like calls it is the child's
-    own return, and the parent's return already describes the call. `task` (from BTF) lets the
-    record carry the parent and namespace fields; without it they stay 0.
-    """
-    child_return = [jeq_imm(R7, 0, "out")] if skip_child_return else []
+    """At entry, for a call that does not return (exit_group): send the record there, with
+    return value 0 and the entry as its start."""
     return [
         mov64_reg(R6, R1),
-        *load_ret,
-        *child_return,
+        *match,
         call(Helper.GET_CURRENT_PID_TGID),
         mov64_reg(R8, R0),
-        *_pid_filter(filters, R8, "out"),
-        stxdw(R10, KEY, R8),
+        *task_filters(filters, R8, KEY, "out"),
+        *_capture(args, tail, R7, record.SYSCALL_RECORD.size),
+        call(Helper.KTIME_GET_NS),
+        mov64_reg(R9, R0),
+        mov64_imm(R7, 0),
+        *_send(output, event_id, filters, task, tail),
+        label("out"),
+        mov64_imm(R0, 0),
+        exit_(),
+    ]
+
+
+def _start_time(start_times_fd: int, tail: Tail | None) -> list[Item]:
+    """r9 = the start time noted at entry, 0 if it was not seen; the entry's note is deleted.
+
+    With a tail, the tail goes to the scratch record, and an exit whose entry was not seen
+    is dropped: it has no arguments to report.
+    """
+    if tail is None:
+        found = [
+            mov64_imm(R9, 0),
+            jeq_imm(R0, 0, "start_unknown"),
+            ldxdw(R9, R0, 0),
+            label("start_unknown"),
+        ]
+    else:
+        found = [
+            jeq_imm(R0, 0, "out"),
+            mov64_reg(R9, R0),
+            *_scratch(tail, R1),
+            add64_imm(R1, record.SYSCALL_RECORD.size),
+            mov64_imm(R2, tail.capture.size),
+            mov64_reg(R3, R9),
+            add64_imm(R3, 8),
+            ldxdw(R9, R9, 0),
+            # from one map value to another: both kernel memory the helper may read
+            call(Helper.PROBE_READ_KERNEL),
+        ]
+    return [
         ld_map_fd(R1, start_times_fd),
         mov64_reg(R2, R10),
         add64_imm(R2, KEY),
         call(Helper.MAP_LOOKUP_ELEM),
-        mov64_imm(R9, 0),
-        jeq_imm(R0, 0, "start_unknown"),
-        ldxdw(R9, R0, 0),
-        label("start_unknown"),
+        *found,
         ld_map_fd(R1, start_times_fd),
         mov64_reg(R2, R10),
         add64_imm(R2, KEY),
         call(Helper.MAP_DELETE_ELEM),
+    ]
+
+
+def _send(
+    output: Output, event_id: int, filters: Filters, task: TaskLayout | None, tail: Tail | None
+) -> list[Item]:
+    """With ctx in r6, the return value in r7, pid_tgid in r8 and the start time in r9: fill in
+    the record and send it, from the stack, or with a tail from the scratch value whose tail
+    is already there."""
+    if tail is None:
+        send = emit_output(output, R6, REC, record.SYSCALL_RECORD.size)
+    else:
+        send = [
+            *_scratch(tail, R9),
+            *[
+                insn
+                for offset in range(0, record.SYSCALL_RECORD.size, 8)
+                for insn in (ldxdw(R1, R10, REC + offset), stxdw(R9, offset, R1))
+            ],
+            *emit_output_from(output, R6, R9, tail.record_size, REC),
+        ]
+    return [
         stxdw(R10, REC + record.START_TS, R9),
         stxdw(R10, REC + record.PID_TGID, R8),
         stxdw(R10, REC + record.RET, R7),
@@ -221,12 +302,44 @@ def syscall_exit(
         add64_imm(R1, REC + record.COMM),
         mov64_imm(R2, record.COMM_SIZE),
         call(Helper.GET_CURRENT_COMM),
-        *_comm_filter(filters, "out"),
+        *comm_filter(filters, REC + record.COMM, "out"),
         *_task_fields(task),
         call(Helper.GET_SMP_PROCESSOR_ID),
         stxw(R10, REC + record.CPU, R0),
         stw(R10, REC + record.EVENT_ID, event_id),
-        *emit_output(output, R6, REC, record.SYSCALL_RECORD.size),
+        *send,
+    ]
+
+
+def syscall_exit(
+    *,
+    load_ret: Sequence[Item],
+    start_times_fd: int,
+    output: Output,
+    event_id: int,
+    skip_child_return: bool,
+    filters: Filters = NO_FILTERS,
+    task: TaskLayout | None = None,
+    tail: Tail | None = None,
+) -> list[Item]:
+    """At exit: send one record with the return value and the start time (and tail) noted at
+    entry.
+
+    With `skip_child_return`, a return value of 0 is dropped: for fork-like calls it is the child's
+    own return, and the parent's return already describes the call. `task` (from BTF) lets the
+    record carry the parent and namespace fields; without it they stay 0.
+    """
+    child_return = [jeq_imm(R7, 0, "out")] if skip_child_return else []
+    return [
+        mov64_reg(R6, R1),
+        *load_ret,
+        *child_return,
+        call(Helper.GET_CURRENT_PID_TGID),
+        mov64_reg(R8, R0),
+        *task_filters(filters, R8, KEY, "out"),
+        stxdw(R10, KEY, R8),
+        *_start_time(start_times_fd, tail),
+        *_send(output, event_id, filters, task, tail),
         label("out"),
         mov64_imm(R0, 0),
         exit_(),

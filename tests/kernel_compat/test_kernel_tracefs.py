@@ -15,7 +15,8 @@ from kernel_compat import (
     read_tracepoint_format,
     tracepoint_id,
 )
-from kernel_compat.tracefs import _parse_format, _parse_mounts, _tracefs_candidates
+from kernel_compat.mounts import _parse_mounts
+from kernel_compat.tracefs import _parse_format, _tracefs_candidates
 
 if TYPE_CHECKING:
     from conftest import FakeRoot

@@ -1,0 +1,74 @@
+"""Following a process tree in the kernel: a hash map of followed tgids that grows at every fork
+of a followed process and shrinks at every exit, so filters can ask "is the caller in the tree?".
+
+    sched:sched_process_fork   runs in the parent: if followed[parent tgid], followed[child] = it
+    sched:sched_process_exit   runs in the exiting task: delete followed[tid]
+
+A new thread is entered too (the tracepoint cannot tell it from a process); it is removed when
+it exits, like a process.
+"""
+
+from __future__ import annotations
+
+from bpf_bytecode.asm import (
+    add64_imm,
+    call,
+    exit_,
+    jeq_imm,
+    label,
+    ld_map_fd,
+    ldxw,
+    mov64_imm,
+    mov64_reg,
+    rsh64_imm,
+    stxw,
+)
+from bpf_bytecode.helpers import Helper
+from bpf_bytecode.insn import Item
+from bpf_bytecode.opcodes import Reg
+
+R0, R1, R2, R3, R4, R6, R10 = Reg.R0, Reg.R1, Reg.R2, Reg.R3, Reg.R4, Reg.R6, Reg.R10
+
+BPF_ANY = 0
+PARENT, CHILD = -4, -8  # stack slots: the followed map's key and value
+
+
+def follow_forks(followed_fd: int, child_pid_offset: int) -> list[Item]:
+    """On sched_process_fork; `child_pid_offset` is its child_pid field's offset."""
+    return [
+        mov64_reg(R6, R1),
+        call(Helper.GET_CURRENT_PID_TGID),
+        rsh64_imm(R0, 32),
+        stxw(R10, PARENT, R0),
+        ld_map_fd(R1, followed_fd),
+        mov64_reg(R2, R10),
+        add64_imm(R2, PARENT),
+        call(Helper.MAP_LOOKUP_ELEM),
+        jeq_imm(R0, 0, "out"),
+        ldxw(R1, R6, child_pid_offset),
+        stxw(R10, CHILD, R1),
+        ld_map_fd(R1, followed_fd),
+        mov64_reg(R2, R10),
+        add64_imm(R2, CHILD),
+        mov64_reg(R3, R10),
+        add64_imm(R3, PARENT),  # the value: who forked it
+        mov64_imm(R4, BPF_ANY),
+        call(Helper.MAP_UPDATE_ELEM),
+        label("out"),
+        mov64_imm(R0, 0),
+        exit_(),
+    ]
+
+
+def forget_exits(followed_fd: int) -> list[Item]:
+    """On sched_process_exit: the exiting thread leaves the map (if it was there)."""
+    return [
+        call(Helper.GET_CURRENT_PID_TGID),
+        stxw(R10, CHILD, R0),  # the low half: the tid
+        ld_map_fd(R1, followed_fd),
+        mov64_reg(R2, R10),
+        add64_imm(R2, CHILD),
+        call(Helper.MAP_DELETE_ELEM),
+        mov64_imm(R0, 0),
+        exit_(),
+    ]
