@@ -34,5 +34,6 @@ def test_the_embedding_example_runs_as_written() -> None:
     assert result.returncode == 0, result.stderr
     name_pid_ret, event_name = result.stdout.splitlines()
     comm, pid, ret = name_pid_ret.split()
+    assert comm == "python3"
     assert pid == ret and int(pid) > 0
     assert event_name == "vfork"
