@@ -14,7 +14,7 @@ from .cpus import online_cpus, possible_cpus
 from .errors import FeatureMissing, KernelFactError
 from .kallsyms import syscall_symbol, syscall_symbol_candidates
 from .pmu import PmuFormatField, list_pmus, pmu_format_bit, pmu_format_field, pmu_type
-from .release import KernelRelease, kernel_release
+from .release import KernelRelease, boot_id, kernel_release
 from .sysctl import lockdown, perf_event_paranoid, unprivileged_bpf_disabled
 from .tracefs import (
     TRACEFS_MOUNTPOINTS,
@@ -38,6 +38,7 @@ __all__ = [
     "PmuFormatField",
     "TracepointField",
     "TracepointFormat",
+    "boot_id",
     "capability_name",
     "effective_capabilities",
     "find_tracefs",

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from ._files import read_text, under
 from .errors import KernelFactError
 
-__all__ = ["KernelRelease", "kernel_release"]
+__all__ = ["KernelRelease", "boot_id", "kernel_release"]
 
 _OSRELEASE = "/proc/sys/kernel/osrelease"
 # Distribution suffixes vary ("-46-amd64", "-rc3", ".el7.x86_64", "+"); only the leading
@@ -85,3 +85,13 @@ def _parse_release(text: str) -> KernelRelease:
         raise ValueError(f"no version number in {release!r}")
     major, minor, patch = match.group(1), match.group(2), match.group(3) or "0"
     return KernelRelease(release, (int(major), int(minor), int(patch)))
+
+
+_BOOT_ID = "/proc/sys/kernel/random/boot_id"
+
+
+def boot_id(root: str | os.PathLike[str] = "/") -> str:
+    """A UUID the kernel draws at every boot: facts about this kernel keyed by it stay true
+    until the next boot."""
+    path = under(root, _BOOT_ID)
+    return read_text(path, f"{path} does not exist").strip()

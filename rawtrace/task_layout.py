@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
 from bpf_bytecode.programs.task import TaskLayout
-from kernel_compat import Btf, FeatureMissing, KernelFactError, Member, load_vmlinux_btf
+from kernel_compat import Btf, FeatureMissing, KernelFactError, Member, boot_id, load_vmlinux_btf
 
 
 def _pointer(member: Member) -> int:
@@ -37,9 +43,25 @@ def layout_from_btf(btf: Btf) -> TaskLayout:
     )
 
 
-def task_layout() -> TaskLayout | None:
+# Reading the BTF costs 0.1-0.2 s of every start; the layout cannot change before the next boot,
+# and /run is emptied at boot, so a copy there keyed by the boot id is always current.
+CACHE = Path("/run/rawtrace/task-layout.json")
+
+
+def task_layout(cache: Path = CACHE) -> TaskLayout | None:
     """This kernel's layout, or None where it has no BTF (the fields are then reported as 0)."""
+    key = boot_id()
+    with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
+        saved = json.loads(cache.read_text())
+        if saved["boot_id"] == key:
+            return TaskLayout(**saved["layout"])
     try:
-        return layout_from_btf(load_vmlinux_btf())
+        layout = layout_from_btf(load_vmlinux_btf())
     except FeatureMissing:
         return None
+    with contextlib.suppress(OSError):  # not root, or /run read-only: just no cache
+        cache.parent.mkdir(mode=0o755, exist_ok=True)
+        temporary = cache.with_suffix(f".{os.getpid()}")
+        temporary.write_text(json.dumps({"boot_id": key, "layout": asdict(layout)}))
+        temporary.replace(cache)
+    return layout
