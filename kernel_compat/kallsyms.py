@@ -8,7 +8,7 @@ import platform
 from ._files import read_text, under
 from .errors import FeatureMissing
 
-__all__ = ["syscall_symbol", "syscall_symbol_candidates"]
+__all__ = ["is_syscall_wrapper", "syscall_symbol", "syscall_symbol_candidates"]
 
 _KALLSYMS = "/proc/kallsyms"
 
@@ -31,6 +31,13 @@ def syscall_symbol_candidates(syscall: str, machine: str | None = None) -> tuple
     arch = platform.machine() if machine is None else machine
     prefixes = (*([_ARCH_PREFIXES[arch]] if arch in _ARCH_PREFIXES else []), *_GENERIC_PREFIXES)
     return tuple(prefix + syscall for prefix in prefixes)
+
+
+def is_syscall_wrapper(symbol: str, machine: str | None = None) -> bool:
+    """Tell whether `symbol` is an arch syscall wrapper (4.17+), which takes the user's struct
+    pt_regs as its one argument instead of the syscall's arguments."""
+    arch = platform.machine() if machine is None else machine
+    return arch in _ARCH_PREFIXES and symbol.startswith(_ARCH_PREFIXES[arch])
 
 
 def syscall_symbol(

@@ -47,7 +47,13 @@ def _parser() -> argparse.ArgumentParser:
         "its standard output goes to standard error, unless events go to a file (-o).",
         epilog="events: " + "; ".join(f"{s.name}: {s.description}" for s in CATALOGUE.values()),
     )
-    trace.add_argument("events", help="comma-separated event names, e.g. vfork")
+    trace.add_argument(
+        "events", nargs="?", help="comma-separated event names, e.g. vfork,execve,exit"
+    )
+    trace.add_argument(
+        "--events", dest="events_option", metavar="EVENTS", help="the same, as an option"
+    )
+    trace.add_argument("--list", action="store_true", help="list the events and their args")
     trace.add_argument("--json", action="store_true", help="NDJSON in Tracee's event shape")
     trace.add_argument("-o", "--output", metavar="FILE", help="write events to FILE")
     trace.add_argument("--quiet", action="store_true", help="no summary on stderr at the end")
@@ -90,6 +96,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     features.add_argument("--json", action="store_true", help="one JSON object")
     return parser
+
+
+def _chosen_events(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
+    """EVENTS or --events: one of them (exits 2 otherwise)."""
+    given: list[str] = [e for e in (args.events, args.events_option) if e is not None]
+    if len(given) != 1:
+        parser.error("trace: give the events once: EVENTS or --events EVENTS (--list shows them)")
+    return given[0]
+
+
+def _event_list() -> str:
+    """Each event: name, Tracee id, args (type name), and what it reports."""
+    lines = []
+    for spec in CATALOGUE.values():
+        args = ", ".join(f"{arg.type} {arg.name}" for arg in spec.args)
+        lines += [f"{spec.name} ({spec.event_id}): {args or 'no args'}", f"    {spec.description}"]
+    return "\n".join(lines) + "\n"
 
 
 def _positive_float(text: str) -> float:
@@ -193,10 +216,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     # `-- COMMAND ARGS` is split off by hand: argparse's subparsers do not pass `--` through.
     command = words[words.index("--") + 1 :] if "--" in words else []
-    args = _parser().parse_args(words[: len(words) - len(command) - 1] if command else words)
+    parser = _parser()
+    args = parser.parse_args(words[: len(words) - len(command) - 1] if command else words)
     args.command = command
     try:
-        if args.subcommand == "trace":
+        if args.subcommand == "trace" and args.list:
+            sys.stdout.write(_event_list())
+        elif args.subcommand == "trace":
+            args.events = _chosen_events(args, parser)
             return _run_trace(args, sys.stdout)
         elif args.subcommand == "features":
             _run_features(args, sys.stdout)

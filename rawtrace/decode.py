@@ -1,8 +1,11 @@
 """Records from the rings, turned into Event objects by the catalogue's declarations.
 
 A batch is decoded with one struct.iter_unpack over its buffer when its records all have the same
-size, which they do (the perf payload is the record padded to 8 bytes with its 4-byte size
-field; the ring buffer's is the record itself): no per-field work in Python, a tuple per record.
+size (the perf payload is the record padded to 8 bytes with its 4-byte size field; the ring
+buffer's is the record itself): no per-field work in Python, a tuple per record. What follows
+the fixed record, an event's tail and any padding, comes as one bytes field for the event's
+decode_args. A batch of several sizes (events with tails of different lengths) is split into one
+run per size, each decoded the same way.
 """
 
 from __future__ import annotations
@@ -13,19 +16,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from bpf_bytecode.programs.record import SYSCALL_RECORD
-from rawtrace.event import Arg, Event
+from rawtrace.event import Arg, Event, kernel_string
 from rawtrace.events import BY_ID
 from rawtrace.perf_ring import Batch
 
 _NAMES_KEPT = 4096  # distinct comms remembered; a trace sees few, a hostile one may see many
 _U32 = 0xFFFFFFFF
 
-Record = tuple[Any, ...]  # SYSCALL_RECORD's fields
-
-
-def kernel_string(raw: bytes) -> str:
-    """A NUL-terminated kernel string; bytes that are not UTF-8 become \\xNN escapes."""
-    return raw.split(b"\0", 1)[0].decode("utf-8", "backslashreplace")
+Record = tuple[Any, ...]  # SYSCALL_RECORD's fields, then the bytes after them
 
 
 class Decoder:
@@ -41,26 +39,34 @@ class Decoder:
         self._unpackers: dict[int, struct.Struct] = {}  # record stride -> its layout
 
     def decode(self, batch: Batch) -> list[Event]:
-        """The events in a batch, in its order; records that are not one are counted in
-        `undecodable`."""
+        """The events in a batch: in its order when its records have one size, else ordered by
+        timestamp. Records that are not an event are counted in `undecodable`."""
         sizes = batch.sizes
         if not sizes:
             return []
-        stride = sizes[0]
-        if stride >= SYSCALL_RECORD.size and min(sizes) == max(sizes):
-            return self._events(self._unpacker(stride).iter_unpack(batch.data))
-        payloads = batch.payloads()
-        records = [SYSCALL_RECORD.unpack_from(p) for p in payloads if len(p) >= SYSCALL_RECORD.size]
-        self.undecodable += len(payloads) - len(records)
-        return self._events(records)
+        if min(sizes) == max(sizes):
+            return self._run(sizes[0], len(sizes), batch.data)
+        runs: dict[int, list[memoryview]] = {}
+        view, offset = memoryview(batch.data), 0
+        for size in sizes:
+            runs.setdefault(size, []).append(view[offset : offset + size])
+            offset += size
+        events = []
+        for size, payloads in runs.items():
+            events += self._run(size, len(payloads), b"".join(payloads))
+        events.sort(key=_timestamp)
+        return events
 
-    def _unpacker(self, stride: int) -> struct.Struct:
+    def _run(self, stride: int, count: int, data: bytes) -> list[Event]:
+        """The events of `count` records of `stride` bytes each, back to back in data."""
+        if stride < SYSCALL_RECORD.size:
+            self.undecodable += count
+            return []
         unpacker = self._unpackers.get(stride)
         if unpacker is None:
-            padding = stride - SYSCALL_RECORD.size
-            unpacker = struct.Struct(f"{SYSCALL_RECORD.format}{padding}x")
-            self._unpackers[stride] = unpacker
-        return unpacker
+            tail = stride - SYSCALL_RECORD.size
+            unpacker = self._unpackers[stride] = struct.Struct(f"{SYSCALL_RECORD.format}{tail}s")
+        return self._events(unpacker.iter_unpack(data))
 
     def _events(self, records: Iterable[Record]) -> list[Event]:
         to_wall = self.monotonic_to_wall
@@ -83,6 +89,7 @@ class Decoder:
             mnt_ns,
             pid_ns,
             ret,
+            tail,
         ) in records:
             spec = BY_ID.get(event_id)
             if spec is None:
@@ -96,7 +103,7 @@ class Decoder:
             tgid, tid = pid_tgid >> 32, pid_tgid & _U32
             if not task_context:
                 ns_pid, ns_tid = tgid, tid
-            values = spec.args_from_return(ret)
+            values = spec.decode_args(ret, tail)
             # positional, in Event's field order: keywords would cost three times as much
             events.append(
                 Event(
@@ -122,3 +129,7 @@ class Decoder:
                 )
             )
         return events
+
+
+def _timestamp(event: Event) -> int:
+    return event.timestamp

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple, Union
 
-ArgValue = Union[int, str, bytes, None]
+ArgValue = Union[int, str, bytes, bool, tuple[str, ...], None]
+
+
+def kernel_string(raw: bytes) -> str:
+    """A NUL-terminated kernel string; bytes that are not UTF-8 become \\xNN escapes."""
+    return raw.split(b"\0", 1)[0].decode("utf-8", "backslashreplace")
 
 
 class Arg(NamedTuple):

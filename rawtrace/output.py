@@ -74,13 +74,17 @@ class _NotSimple(Exception):
 
 
 def _value(value: ArgValue) -> str:
-    # exact types: json.dumps spells a bool (an int) as true, and rejects bytes
+    # exact types: a bool is an int, and json.dumps rejects bytes
     if type(value) is int:
         return str(value)
     if type(value) is str:
         return _string(value)
     if value is None:
         return "null"
+    if type(value) is bool:
+        return "true" if value else "false"
+    if type(value) is tuple and all(type(item) is str for item in value):
+        return "[" + ",".join([_string(item) for item in value]) + "]"
     raise _NotSimple
 
 
@@ -92,9 +96,10 @@ def printable(text: str) -> str:
 
 
 class TableWriter:
-    """Aligned columns: TIME PID COMM CHILD RET."""
+    """Aligned columns: TIME PID COMM EVENT RET, then the args as name=value, each value
+    spelled as in JSON (so strings from the kernel stay escaped)."""
 
-    HEADER = f"{'TIME':<15} {'PID':>7} {'COMM':<16} {'CHILD':>7} {'RET':>6}"
+    HEADER = f"{'TIME':<15} {'PID':>7} {'COMM':<16} {'EVENT':<8} {'RET':>6} ARGS"
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
@@ -108,11 +113,19 @@ class TableWriter:
         if seconds != self._second:
             self._second = seconds
             self._clock = time.strftime("%H:%M:%S", time.localtime(seconds))
-        child = event.arg("pid") if event.args else ""
+        args = " ".join([f"{a.name}={_cell(a.value)}" for a in event.args])
         self.stream.write(
             f"{self._clock}.{nanos // 1000:06d} {event.process_id:>7} "
-            f"{printable(event.process_name):<16} {child!s:>7} {event.return_value:>6}\n"
+            f"{printable(event.process_name):<16} {event.event_name:<8} "
+            f"{event.return_value:>6} {args}\n"
         )
+
+
+def _cell(value: ArgValue) -> str:
+    try:
+        return _value(value)
+    except _NotSimple:
+        return printable(repr(value))
 
 
 class JsonWriter:

@@ -6,7 +6,6 @@ whatever the command line does.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import resource
@@ -20,9 +19,11 @@ from types import TracebackType
 from typing import Callable
 
 from bpf_bytecode import Item
+from bpf_bytecode.programs.capture import SyscallArgs
 from bpf_bytecode.programs.filters import Filters
 from bpf_bytecode.programs.output import Output
-from bpf_bytecode.programs.syscall import syscall_enter, syscall_exit
+from bpf_bytecode.programs.record import SYSCALL_RECORD
+from bpf_bytecode.programs.syscall import Tail, syscall_enter, syscall_entry_event, syscall_exit
 from bpf_bytecode.programs.task import TaskLayout
 from kernel_compat import kernel_release
 from rawtrace.attach import Link, SyscallFamily, total_missed
@@ -44,6 +45,10 @@ from rawtrace.transport import AUTO as AUTO_TRANSPORT
 from rawtrace.transport import RingReader, open_transport
 
 START_TIMES_ENTRIES = 16384  # threads inside a traced call at once; LRU evicts missed exits
+# An event with a tail keeps it in its start-time map: fewer entries for bigger tails (execve's
+# strings), at least enough for the execs a machine runs at once.
+TAILS_BUDGET = 8 << 20
+TAILS_ENTRIES_MIN = 1024
 
 
 @dataclass(frozen=True)
@@ -154,6 +159,9 @@ class Tracer:
                 name="rawtrace_starts",
             )
         )
+        event_maps = [
+            (spec, _event_maps(spec, start_times, self._resources)) for spec in self.specs
+        ]
         # The rings exist before any program runs, so the first event already has a place.
         transport = open_transport(self.transport_mode, self._resources, self.pages)
         self.transport_used = transport.name
@@ -168,9 +176,9 @@ class Tracer:
             # One attempt: what a failed family made is released before the next is tried.
             with ExitStack() as programs, ExitStack() as links:
                 attached = []
-                for spec in self.specs:
+                for spec, maps in event_maps:
                     loader = _SyscallProgramLoader(
-                        spec, start_times, transport.output, self.filters, task, programs
+                        spec, maps, transport.output, self.filters, task, programs
                     )
                     link = family.attach_syscall(spec.feed.syscall, loader)
                     links.callback(link.close)
@@ -275,6 +283,8 @@ class Tracer:
     async def __aiter__(self) -> AsyncIterator[Event]:
         """`async for event in tracer`: waits in the running asyncio loop (add_reader plus a
         max_wait timer), never in a thread."""
+        import asyncio  # here: it costs 50 ms of every start, and only this method needs it
+
         loop = asyncio.get_running_loop()
         while True:
             events = self.read(0)
@@ -338,6 +348,47 @@ class Tracer:
         return self._reader
 
 
+@dataclass(frozen=True)
+class _EventMaps:
+    """The maps one event's programs share: start times (with the tail noted at entry), and
+    for an event with a tail the per-CPU array its record is built in."""
+
+    start_times: Map
+    tail: Tail | None
+
+
+def _event_maps(spec: EventSpec, start_times: Map, resources: ExitStack) -> _EventMaps:
+    """Events without a tail share `start_times` (a thread is in one syscall at a time); each
+    event with one gets maps sized for it, owned by `resources`."""
+    if spec.capture is None:
+        return _EventMaps(start_times, None)
+    record_size = SYSCALL_RECORD.size + spec.capture.size
+    scratch = resources.enter_context(
+        Map.create(
+            MapType.PERCPU_ARRAY,
+            key_size=4,
+            value_size=record_size,
+            max_entries=1,
+            name=f"{spec.name}_record"[:15],
+        )
+    )
+    tail = Tail(spec.capture, scratch.fileno())
+    if spec.feed.at_entry:
+        return _EventMaps(start_times, tail)  # no start to note: the entry sends the record
+    value_size = 8 + spec.capture.size
+    entries = min(START_TIMES_ENTRIES, max(TAILS_ENTRIES_MIN, TAILS_BUDGET // value_size))
+    own_start_times = resources.enter_context(
+        Map.create(
+            MapType.LRU_HASH,
+            key_size=8,
+            value_size=value_size,
+            max_entries=entries,
+            name=f"{spec.name}_starts"[:15],
+        )
+    )
+    return _EventMaps(own_start_times, tail)
+
+
 class _SyscallProgramLoader:
     """Loads one syscall event's programs for whichever family asks (see attach.SyscallPrograms);
     the programs are owned by the tracer's resources."""
@@ -345,30 +396,48 @@ class _SyscallProgramLoader:
     def __init__(
         self,
         spec: EventSpec,
-        start_times: Map,
+        maps: _EventMaps,
         output: Output,
         filters: Filters,
         task: TaskLayout | None,
         resources: ExitStack,
     ) -> None:
         self.spec = spec
-        self.start_times = start_times
+        self.start_times = maps.start_times
+        self.tail = maps.tail
         self.output = output
         self.filters = filters
         self.task = task
         self.resources = resources
+        self.at_entry = spec.feed.at_entry
 
     def enter(
         self,
         prog_type: ProgType,
         match: Sequence[Item] = (),
         *,
+        args: SyscallArgs,
         expected_attach_type: AttachType = AttachType.NONE,
         attach_btf_id: int = 0,
     ) -> Program:
-        code = syscall_enter(
-            match=match, start_times_fd=self.start_times.fileno(), filters=self.filters
-        )
+        if self.at_entry and self.tail is not None:
+            code = syscall_entry_event(
+                match=match,
+                args=args,
+                output=self.output,
+                event_id=self.spec.event_id,
+                filters=self.filters,
+                task=self.task,
+                tail=self.tail,
+            )
+        else:
+            code = syscall_enter(
+                match=match,
+                start_times_fd=self.start_times.fileno(),
+                filters=self.filters,
+                args=args,
+                tail=self.tail,
+            )
         return self._load("enter", prog_type, code, expected_attach_type, attach_btf_id)
 
     def exit(
@@ -387,6 +456,7 @@ class _SyscallProgramLoader:
             skip_child_return=self.spec.feed.skip_child_return,
             filters=self.filters,
             task=self.task,
+            tail=self.tail,
         )
         return self._load("exit", prog_type, code, expected_attach_type, attach_btf_id)
 

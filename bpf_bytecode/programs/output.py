@@ -32,15 +32,14 @@ class PerfOutput:
 
     events_fd: int
 
-    def emit(self, ctx: Reg, record_offset: int, size: int) -> list[Item]:
+    def emit(self, ctx: Reg, data: int | Reg, size: int, key_slot: int) -> list[Item]:
         return [
             mov64_reg(Reg.R1, ctx),
             ld_map_fd(Reg.R2, self.events_fd),
             # a 64-bit mov would sign-extend to 0xffff...ffff: the verifier takes it, the helper
             # then rejects the flags at run time and nothing is ever emitted
             mov32_imm(Reg.R3, BPF_F_CURRENT_CPU),
-            mov64_reg(Reg.R4, Reg.R10),
-            add64_imm(Reg.R4, record_offset),
+            *_address(Reg.R4, data),
             mov64_imm(Reg.R5, size),
             call(Helper.PERF_EVENT_OUTPUT),
         ]
@@ -57,20 +56,19 @@ class RingbufOutput:
     ringbuf_fd: int
     lost_fd: int
 
-    def emit(self, ctx: Reg, record_offset: int, size: int) -> list[Item]:
+    def emit(self, ctx: Reg, data: int | Reg, size: int, key_slot: int) -> list[Item]:
         return [
             ld_map_fd(Reg.R1, self.ringbuf_fd),
-            mov64_reg(Reg.R2, Reg.R10),
-            add64_imm(Reg.R2, record_offset),
+            *_address(Reg.R2, data),
             mov64_imm(Reg.R3, size),
             mov64_imm(Reg.R4, BPF_RB_NO_WAKEUP),
             call(Helper.RINGBUF_OUTPUT),
             jeq_imm(Reg.R0, 0, "ringbuf_sent"),
-            # the record is not needed any more: its first word becomes the counter's key, 0
-            stw(Reg.R10, record_offset, 0),
+            # the counter's key, 0, in a stack word that is free now (the record's first)
+            stw(Reg.R10, key_slot, 0),
             ld_map_fd(Reg.R1, self.lost_fd),
             mov64_reg(Reg.R2, Reg.R10),
-            add64_imm(Reg.R2, record_offset),
+            add64_imm(Reg.R2, key_slot),
             call(Helper.MAP_LOOKUP_ELEM),
             jeq_imm(Reg.R0, 0, "ringbuf_sent"),  # never null for key 0, but the verifier asks
             # this CPU's own slot, and programs do not nest on a CPU: no atomic add needed
@@ -84,9 +82,24 @@ class RingbufOutput:
 Output = Union[PerfOutput, RingbufOutput]
 
 
+def _address(dst: Reg, data: int | Reg) -> list[Item]:
+    """dst = the record's address: r10 + data for a record on the stack, else register data."""
+    if isinstance(data, Reg):
+        return [mov64_reg(dst, data)]
+    return [mov64_reg(dst, Reg.R10), add64_imm(dst, data)]
+
+
 def emit_output(output: Output, ctx: Reg, record_offset: int, size: int) -> list[Item]:
     """Send the `size` bytes at r10 + record_offset; `ctx` holds the program's context.
 
     Clobbers r0-r5, and with a ring buffer the record's first 4 bytes once it is sent.
     """
-    return output.emit(ctx, record_offset, size)
+    return output.emit(ctx, record_offset, size, record_offset)
+
+
+def emit_output_from(output: Output, ctx: Reg, data: Reg, size: int, key_slot: int) -> list[Item]:
+    """Send the `size` bytes that register `data` (not r1-r5) points to, a map value; `ctx`
+    holds the program's context. Clobbers r0-r5, and with a ring buffer 4 stack bytes at
+    r10 + key_slot.
+    """
+    return output.emit(ctx, data, size, key_slot)

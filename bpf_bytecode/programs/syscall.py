@@ -167,6 +167,7 @@ def syscall_enter(
 ) -> list[Item]:
     """At entry: start_times[pid_tgid] = now, or with a tail: now and the tail, built from the
     syscall's `args`."""
+    note: list[Item]
     if tail is None:
         note = [
             call(Helper.KTIME_GET_NS),
@@ -237,6 +238,7 @@ def _start_time(start_times_fd: int, tail: Tail | None) -> list[Item]:
     With a tail, the tail goes to the scratch record, and an exit whose entry was not seen
     is dropped: it has no arguments to report.
     """
+    found: list[Item]
     if tail is None:
         found = [
             mov64_imm(R9, 0),

@@ -12,6 +12,7 @@ from contextlib import ExitStack
 from typing import Callable, Protocol
 
 from bpf_bytecode import Item
+from bpf_bytecode.programs.capture import SyscallArgs
 from rawtrace.bpf import AttachType, ProgType
 from rawtrace.programs import Program
 
@@ -53,13 +54,19 @@ class Attached:
 
 
 class SyscallPrograms(Protocol):
-    """Loads the enter and exit programs of one syscall event, given a family's context code."""
+    """Loads the enter and exit programs of one syscall event, given a family's context code:
+    `match` picks the syscall out, `args` says where its arguments are, `load_ret` reads the
+    return value. An event sent at entry (`at_entry`: exit_group never returns) has no exit
+    program."""
+
+    at_entry: bool
 
     def enter(
         self,
         prog_type: ProgType,
         match: Sequence[Item] = (),
         *,
+        args: SyscallArgs,
         expected_attach_type: AttachType = AttachType.NONE,
         attach_btf_id: int = 0,
     ) -> Program: ...

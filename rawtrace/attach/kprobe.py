@@ -20,9 +20,12 @@ import struct
 from contextlib import ExitStack
 from typing import Callable, Protocol, TypeVar
 
+from bpf_bytecode import Helper
+from bpf_bytecode.programs.capture import ArgsInContext, ArgsInUserRegs, SyscallArgs
 from bpf_bytecode.programs.syscall import ret_at
 from kernel_compat import FeatureMissing, kernel_release, pmu_format_bit, pmu_type
-from kernel_compat.arch import pt_regs_layout
+from kernel_compat.arch import PtRegs, pt_regs_layout
+from kernel_compat.kallsyms import is_syscall_wrapper
 from rawtrace import bpf
 from rawtrace.attach import Attached, Link, SyscallPrograms, total_missed
 from rawtrace.attach.perf_event import PerfEventLink, attach_perf_event
@@ -30,6 +33,7 @@ from rawtrace.attach.requirements import require_kprobes, syscall_symbol
 from rawtrace.bpf import ProgType
 from rawtrace.errors import KernelFeatureMissing, PermissionMissing
 from rawtrace.perf_event import PERF_SAMPLE_RAW, PerfEvent, perf_event_attr
+from rawtrace.probes import helper_available
 from rawtrace.programs import Program
 from rawtrace.syscalls import address_of
 
@@ -60,16 +64,32 @@ def attach_syscall_kprobes(
         regs = pt_regs_layout()
     except FeatureMissing as exc:
         raise KernelFeatureMissing(str(exc), "use --attach tracepoint") from exc
-    leave = programs.exit(ProgType.KPROBE, ret_at(regs.return_value))
-    enter = programs.enter(ProgType.KPROBE)
+    hooks = []
+    if not programs.at_entry:
+        hooks.append((programs.exit(ProgType.KPROBE, ret_at(regs.return_value)), True))
+    hooks.append((programs.enter(ProgType.KPROBE, args=_args(symbol, regs)), False))
     with ExitStack() as stack:
         # Exit first: an entry seen without its exit would only leave a stale start time.
         attached = []
-        for program, is_return in ((leave, True), (enter, False)):
+        for program, is_return in hooks:
             link = attach_probe(program, symbol, is_return)
             stack.callback(link.close)
             attached.append(link)
         return stack.pop_all(), attached
+
+
+def _args(symbol: str, regs: PtRegs) -> SyscallArgs:
+    """Where the syscall's arguments are at the entry of its kernel function: behind the
+    wrapper's one argument, the user's pt_regs (4.17+), or else in the function's arguments."""
+    if not is_syscall_wrapper(symbol):
+        return ArgsInContext(regs.call_args)
+    # bpf_probe_read_kernel came in 5.5 (commit 6ae08ae3dea2); before, bpf_probe_read.
+    probe_read = (
+        Helper.PROBE_READ_KERNEL
+        if helper_available(ProgType.KPROBE, Helper.PROBE_READ_KERNEL)
+        else Helper.PROBE_READ
+    )
+    return ArgsInUserRegs(regs.call_args[0], regs.syscall_args, probe_read)
 
 
 class KprobePmu:

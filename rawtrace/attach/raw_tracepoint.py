@@ -12,7 +12,12 @@ from __future__ import annotations
 from contextlib import ExitStack
 
 from bpf_bytecode import Helper
-from bpf_bytecode.programs.syscall import raw_syscall_enter_match, raw_syscall_exit_ret
+from bpf_bytecode.programs.capture import ArgsInUserRegs
+from bpf_bytecode.programs.syscall import (
+    RAW_ARG_REGS,
+    raw_syscall_enter_match,
+    raw_syscall_exit_ret,
+)
 from kernel_compat import FeatureMissing
 from kernel_compat.arch import pt_regs_layout, syscall_number
 from rawtrace import bpf
@@ -43,19 +48,27 @@ def attach_raw_syscall(
         regs = pt_regs_layout()
     except FeatureMissing as exc:
         raise KernelFeatureMissing(str(exc), "use --attach tracepoint") from exc
-    exit_code = raw_syscall_exit_ret(nr, regs.syscall_nr, regs.syscall_nr_size, probe_read)
-    leave = programs.exit(
-        prog_type, exit_code, expected_attach_type=expected_attach_type, attach_btf_id=btf_ids[1]
-    )
+    hooks = []
+    if not programs.at_entry:
+        exit_code = raw_syscall_exit_ret(nr, regs.syscall_nr, regs.syscall_nr_size, probe_read)
+        leave = programs.exit(
+            prog_type,
+            exit_code,
+            expected_attach_type=expected_attach_type,
+            attach_btf_id=btf_ids[1],
+        )
+        hooks.append((leave, tracepoints[1]))
     enter = programs.enter(
         prog_type,
         raw_syscall_enter_match(nr),
+        args=ArgsInUserRegs(RAW_ARG_REGS, regs.syscall_args, probe_read),
         expected_attach_type=expected_attach_type,
         attach_btf_id=btf_ids[0],
     )
+    hooks.append((enter, tracepoints[0]))
     with ExitStack() as links:
         # Exit first: an entry seen without its exit would only leave a stale start time.
-        for program, tracepoint in ((leave, tracepoints[1]), (enter, tracepoints[0])):
+        for program, tracepoint in hooks:
             links.enter_context(OwnedFd(bpf.raw_tracepoint_open(tracepoint, program.fileno())))
         return Attached(links.pop_all())
 

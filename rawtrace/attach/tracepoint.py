@@ -11,8 +11,9 @@ from __future__ import annotations
 from contextlib import ExitStack
 from pathlib import Path
 
+from bpf_bytecode.programs.capture import ArgsInContext
 from bpf_bytecode.programs.syscall import ret_at
-from kernel_compat import FeatureMissing, read_tracepoint_format
+from kernel_compat import FeatureMissing, TracepointFormat, read_tracepoint_format
 from rawtrace.attach import Attached, Link, SyscallPrograms
 from rawtrace.attach.perf_event import PerfEventLink, attach_perf_event
 from rawtrace.bpf import ProgType
@@ -50,17 +51,32 @@ class SyscallTracepoints:
 
     def attach_syscall(self, syscall: str, programs: SyscallPrograms) -> Link:
         enter_name, exit_name = f"sys_enter_{syscall}", f"sys_exit_{syscall}"
-        try:
-            exit_format = read_tracepoint_format(self.tracefs, "syscalls", exit_name)
-        except FeatureMissing as exc:
-            raise KernelFeatureMissing(
-                f"this kernel has no tracepoint syscalls:{exit_name} ({exc})",
-                "rawtrace needs a kernel built with CONFIG_FTRACE_SYSCALLS",
-            ) from exc
-        leave = programs.exit(ProgType.TRACEPOINT, ret_at(exit_format.field("ret").offset))
-        enter = programs.enter(ProgType.TRACEPOINT)
+        hooks = []
+        if not programs.at_entry:
+            exit_format = self._format(exit_name)
+            leave = programs.exit(ProgType.TRACEPOINT, ret_at(exit_format.field("ret").offset))
+            hooks.append((leave, exit_name))
+        args = _args(self._format(enter_name))
+        hooks.append((programs.enter(ProgType.TRACEPOINT, args=args), enter_name))
         with ExitStack() as links:
             # Exit first: an entry seen without its exit would only leave a stale start time.
-            for program, name in ((leave, exit_name), (enter, enter_name)):
+            for program, name in hooks:
                 links.callback(attach_tracepoint(program, self.tracefs, "syscalls", name).close)
             return Attached(links.pop_all())
+
+    def _format(self, name: str) -> TracepointFormat:
+        try:
+            return read_tracepoint_format(self.tracefs, "syscalls", name)
+        except FeatureMissing as exc:
+            raise KernelFeatureMissing(
+                f"this kernel has no tracepoint syscalls:{name} ({exc})",
+                "rawtrace needs a kernel built with CONFIG_FTRACE_SYSCALLS",
+            ) from exc
+
+
+def _args(enter: TracepointFormat) -> ArgsInContext:
+    """A sys_enter_* tracepoint's arguments: its fields after the common ones and the number,
+    in the syscall's order, each 8 bytes (the format says so whatever the C type)."""
+    fields = sorted(enter.fields.values(), key=lambda field: field.offset)
+    skipped = ("common_", "__syscall_nr")
+    return ArgsInContext(tuple(f.offset for f in fields if not f.name.startswith(skipped)))

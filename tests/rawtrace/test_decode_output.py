@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bpf_bytecode.programs.capture import ARG_SIZE, ARGV_MAX, PATH_SIZE
 from bpf_bytecode.programs.record import SYSCALL_RECORD
 from rawtrace.decode import Decoder
 from rawtrace.event import Arg, Event
@@ -124,6 +126,29 @@ def test_table_rows_line_up() -> None:
     writer.write(event)
     writer.write(event._replace(timestamp=event.timestamp + 1_000_000_000))
     _header, first, second = out.getvalue().splitlines()
-    assert first[15:] == "    4242 a\\nb                  99     99"
+    assert first[15:] == "    4242 a\\nb             vfork        99 pid=99"
     assert len(first) == len(second) and first[:15] != second[:15]
     assert first[8:15] == second[8:15] == ".123456"
+
+
+def _execve_record(path: bytes, argv: list[bytes], truncated: int, ts: int) -> bytes:
+    argc_flags = struct.pack("<II", len(argv), truncated)
+    slots = b"".join(arg.ljust(ARG_SIZE, b"\0") for arg in argv).ljust(ARGV_MAX * ARG_SIZE, b"\0")
+    tail = bytes(24) + argc_flags + path.ljust(PATH_SIZE, b"\0") + slots
+    fields = (ts, 4_000, (77 << 32) | 78, (100 << 32) | 1000, 9, b"sh", 59, 1)
+    return SYSCALL_RECORD.pack(*fields, *TASK_FIELDS, 0) + tail
+
+
+def test_records_of_several_sizes_decode_in_time_order_with_their_tails() -> None:
+    execve = _execve_record(b"/bin/sh", [b"sh", b"-c", b"x"], 2, ts=6_000)
+    batch = Batch.of([execve + b"\0" * 4, vfork_record(10) + b"\0" * 4])
+    first, second = Decoder().decode(batch)
+    assert (first.event_name, second.event_name) == ("vfork", "execve")
+    assert [a.value for a in second.args] == ["/bin/sh", ("sh", "-c", "x"), None, True]
+    line = json.loads(json_line(second))
+    assert line["args"][1] == {
+        "name": "argv",
+        "type": "const char*const*",
+        "value": ["sh", "-c", "x"],
+    }
+    assert line["args"][3]["value"] is True

@@ -39,7 +39,7 @@ def test_missing_tracepoint_names_it_and_the_config(monkeypatch: pytest.MonkeyPa
         event_id=100_000,
         args=(),
         feed=SyscallFeed("rawtrace_no_such_call"),
-        args_from_return=lambda ret: (),
+        decode_args=lambda ret, tail: (),
         description="a syscall no kernel has",
     )
     monkeypatch.setitem(events.CATALOGUE, "nosuch", spec)  # type: ignore[attr-defined]

@@ -95,5 +95,5 @@ def test_sigterm_flushes_every_event(transport: str) -> None:
     tracer.terminate()  # at once: the events still wait for a watermark or the next poll
     out, err = tracer.communicate(timeout=10)
     assert tracer.returncode == 0, err
-    assert [int(row.split()[3]) for row in out.splitlines()[1:]] == pids
+    assert [row.split()[5] for row in out.splitlines()[1:]] == [f"pid={pid}" for pid in pids]
     assert "7 events, 0 lost" in err

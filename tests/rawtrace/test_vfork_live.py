@@ -155,6 +155,6 @@ def test_sigterm_flushes_and_summarises() -> None:
     out, err = tracer.communicate(timeout=10)
     assert tracer.returncode == 0, err
     header, *rows = out.splitlines()
-    assert header.split() == ["TIME", "PID", "COMM", "CHILD", "RET"]
-    assert [int(row.split()[3]) for row in rows] == pids
+    assert header.split() == ["TIME", "PID", "COMM", "EVENT", "RET", "ARGS"]
+    assert [row.split()[5] for row in rows] == [f"pid={pid}" for pid in pids]
     assert "7 events, 0 lost (cpu0: 0" in err

@@ -1,0 +1,208 @@
+"""What a syscall event keeps from its call's entry: the syscall's arguments, and the strings
+they point to, read while the caller's memory still holds them (a successful execve replaces it).
+
+Where the arguments are depends on the attach family, which describes it with a SyscallArgs;
+load_args copies the first few onto the stack as u64s. A Capture then writes the event's *tail*,
+the bytes its record carries after the fixed context (record.py):
+
+    raw args     arg_count u64s, in the syscall's order
+    exec strings (where the event has them)
+        +0     u32    argc: how many argv strings follow
+        +4     u32    truncated: TRUNCATED_PATH | TRUNCATED_ARG | TRUNCATED_ARGV
+        +8     PATH_SIZE bytes      the pathname, NUL-terminated
+        +264   ARGV_MAX slots of ARG_SIZE bytes: argv[0], argv[1], ..., each NUL-terminated
+
+The tail is bigger than the 512-byte stack, so it is built in a per-CPU array value (`out`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+from bpf_bytecode.asm import (
+    add64_imm,
+    call,
+    jeq_imm,
+    jne_imm,
+    label,
+    ldxb,
+    ldxdw,
+    ldxw,
+    mov64_imm,
+    mov64_reg,
+    or64_imm,
+    stw,
+    stxdw,
+    stxw,
+)
+from bpf_bytecode.helpers import Helper
+from bpf_bytecode.insn import Item
+from bpf_bytecode.opcodes import Reg
+
+R0, R1, R2, R3, R6, R10 = Reg.R0, Reg.R1, Reg.R2, Reg.R3, Reg.R6, Reg.R10
+
+MAX_ARGS = 6  # a syscall has at most six
+
+PATH_SIZE = 256
+ARGV_MAX = 16
+ARG_SIZE = 128
+STRINGS_SIZE = 8 + PATH_SIZE + ARGV_MAX * ARG_SIZE
+TRUNCATED_PATH = 1  # the pathname did not fit its PATH_SIZE bytes
+TRUNCATED_ARG = 2  # an argv string did not fit its ARG_SIZE bytes
+TRUNCATED_ARGV = 4  # argv has more than ARGV_MAX strings
+
+
+@dataclass(frozen=True)
+class ArgsInContext:
+    """The args are u64s in the program's context: the fields of a syscalls:sys_enter_*
+    tracepoint (each 8 bytes, whatever its C type)."""
+
+    offsets: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ArgsInUserRegs:
+    """The args are in the user pt_regs the syscall was entered with, whose address is the u64
+    at `regs_at` in the context: raw sys_enter's first argument, or the single argument (di on
+    x86_64) of a kprobed __x64_sys_* wrapper. `offsets` are the syscall's argument registers in
+    pt_regs; the verifier cannot see into that pointer, so each is read with `probe_read`."""
+
+    regs_at: int
+    offsets: tuple[int, ...]
+    probe_read: Helper
+
+
+SyscallArgs = Union[ArgsInContext, ArgsInUserRegs]
+
+
+def load_args(where: SyscallArgs, count: int, dst: int) -> list[Item]:
+    """Store the syscall's first `count` args as u64s at r10 + dst. Context in r6; clobbers
+    r0-r5. A fault leaves the helper's zeroes."""
+    if count > len(where.offsets):
+        raise ValueError(f"{count} args asked for, {len(where.offsets)} known")
+    code: list[Item] = []
+    for i, offset in enumerate(where.offsets[:count]):
+        if isinstance(where, ArgsInContext):
+            code += [ldxdw(R1, R6, offset), stxdw(R10, dst + 8 * i, R1)]
+        else:
+            code += [
+                mov64_reg(R1, R10),
+                add64_imm(R1, dst + 8 * i),
+                mov64_imm(R2, 8),
+                ldxdw(R3, R6, where.regs_at),
+                add64_imm(R3, offset),
+                call(where.probe_read),
+            ]
+    return code
+
+
+@dataclass(frozen=True)
+class ExecStrings:
+    """Which args are execve's pathname and argv."""
+
+    path_arg: int
+    argv_arg: int
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Where a capture finds and puts things: the args at r10 + args (u64s), two 8-byte stack
+    slots of its own (`slot`, `byte`), and the tail at `out` + at."""
+
+    args: int
+    slot: int
+    byte: int
+    out: Reg
+    at: int
+
+
+@dataclass(frozen=True)
+class Capture:
+    """An event's tail: `arg_count` raw args, then, with `strings`, execve's strings."""
+
+    arg_count: int = 0
+    strings: ExecStrings | None = None
+
+    @property
+    def size(self) -> int:
+        return 8 * self.arg_count + (STRINGS_SIZE if self.strings else 0)
+
+    def build(self, frame: Frame) -> list[Item]:
+        """Write the tail. Clobbers r0-r5; `frame.out` must be one of r6-r9."""
+        code: list[Item] = []
+        for i in range(self.arg_count):
+            code += [ldxdw(R1, R10, frame.args + 8 * i), stxdw(frame.out, frame.at + 8 * i, R1)]
+        if self.strings is not None:
+            code += _exec_strings(self.strings, frame, frame.at + 8 * self.arg_count)
+        return code
+
+
+def _read_str(
+    frame: Frame, dst: int, size: int, src_slot: int, flags: int, flag: int, name: str
+) -> list[Item]:
+    """out + dst = the user string at *(u64 *)(r10 + src_slot), at most `size` bytes with its
+    NUL; a string that fills them is checked at its last byte: not NUL means it was cut, and
+    `flag` is set in the u32 at out + flags."""
+    return [
+        mov64_reg(R1, frame.out),
+        add64_imm(R1, dst),
+        mov64_imm(R2, size),
+        ldxdw(R3, R10, src_slot),
+        call(Helper.PROBE_READ_USER_STR),
+        # the length with its NUL; only a string that filled the slot may have been cut
+        jne_imm(R0, size, f"{name}_whole"),
+        mov64_reg(R1, R10),
+        add64_imm(R1, frame.byte),
+        mov64_imm(R2, 1),
+        ldxdw(R3, R10, src_slot),
+        add64_imm(R3, size - 1),
+        call(Helper.PROBE_READ_USER),
+        ldxb(R1, R10, frame.byte),
+        jeq_imm(R1, 0, f"{name}_whole"),
+        ldxw(R1, frame.out, flags),
+        or64_imm(R1, flag),
+        stxw(frame.out, flags, R1),
+        label(f"{name}_whole"),
+    ]
+
+
+def _exec_strings(strings: ExecStrings, frame: Frame, at: int) -> list[Item]:
+    """argc, truncated, the pathname and up to ARGV_MAX argv strings, at out + at.
+
+    The argv loop is unrolled: bounded loops need 5.3, and each pass is a few instructions.
+    """
+    out, flags = frame.out, at + 4
+    path, argv = frame.args + 8 * strings.path_arg, frame.args + 8 * strings.argv_arg
+    code: list[Item] = [
+        stw(out, at, 0),
+        stw(out, flags, 0),
+        *_read_str(frame, at + 8, PATH_SIZE, path, flags, TRUNCATED_PATH, "path"),
+    ]
+    for i in range(ARGV_MAX + 1):
+        code += [
+            # slot = argv[i], a user pointer; NULL (or a fault) ends argv. The pass after the
+            # last slot only asks whether more strings follow.
+            mov64_reg(R1, R10),
+            add64_imm(R1, frame.slot),
+            mov64_imm(R2, 8),
+            ldxdw(R3, R10, argv),
+            add64_imm(R3, 8 * i),
+            call(Helper.PROBE_READ_USER),
+            jne_imm(R0, 0, "argv_end"),
+            ldxdw(R1, R10, frame.slot),
+            jeq_imm(R1, 0, "argv_end"),
+        ]
+        if i == ARGV_MAX:
+            code += [
+                ldxw(R1, out, flags),
+                or64_imm(R1, TRUNCATED_ARGV),
+                stxw(out, flags, R1),
+            ]
+            break
+        dst = at + 8 + PATH_SIZE + i * ARG_SIZE
+        code += [
+            *_read_str(frame, dst, ARG_SIZE, frame.slot, flags, TRUNCATED_ARG, f"arg{i}"),
+            stw(out, at, i + 1),
+        ]
+    return [*code, label("argv_end")]
