@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rawtrace.drain import DRAINS, RingDrain
+from rawtrace.failed_outputs import FailedOutputs
 from rawtrace.maps import Map
 from rawtrace.perf_event import (
     PERF_COUNT_SW_BPF_OUTPUT,
@@ -36,7 +37,7 @@ class CpuRing:
     page: memoryview  # the metadata page
     data: memoryview  # the 2^n data pages
     drain: RingDrain
-    lost: int = 0
+    reported_lost: int = 0  # what the kernel's LOST records said so far (late, see below)
     malformed: int = 0
 
     def close(self) -> None:
@@ -54,9 +55,16 @@ class PerfReader:
     # other three quarters take a storm of 20k+ records/s per CPU before they fill.
     max_wait = 0.1
 
-    def __init__(self, events_map: Map, cpus: Sequence[int], pages: int = DEFAULT_PAGES) -> None:
+    def __init__(
+        self,
+        events_map: Map,
+        failed: FailedOutputs,
+        cpus: Sequence[int],
+        pages: int = DEFAULT_PAGES,
+    ) -> None:
         if pages < 1 or pages & (pages - 1):
             raise ValueError(f"ring pages must be a power of two, not {pages}")
+        self._failed = failed
         self.rings: dict[int, CpuRing] = {}
         self._epoll = select.epoll()
         try:
@@ -100,14 +108,20 @@ class PerfReader:
         batches = []
         for ring in self.rings.values():
             batch = ring.drain.drain()
-            ring.lost += batch.lost
+            ring.reported_lost += batch.lost
             ring.malformed += batch.malformed
             if batch.sizes:
                 batches.append(batch)
         return batches
 
     def lost_per_cpu(self) -> dict[int, int]:
-        return {cpu: ring.lost for cpu, ring in self.rings.items()}
+        # The programs' own count: the kernel writes a LOST record only with the next record
+        # that fits in the same ring, so losses just before a trace ends would never show.
+        return self._failed.per_cpu()
+
+    def reported_lost_per_cpu(self) -> dict[int, int]:
+        """What the kernel's LOST records reported, per CPU: never more than lost_per_cpu()."""
+        return {cpu: ring.reported_lost for cpu, ring in self.rings.items()}
 
     def close(self) -> None:
         rings, self.rings = self.rings, {}

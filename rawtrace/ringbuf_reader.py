@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import mmap
 import select
-from collections.abc import Sequence
 
 from rawtrace.drain import DRAINS, RingDrain
+from rawtrace.failed_outputs import FailedOutputs
 from rawtrace.maps import Map
 from rawtrace.perf_ring import Batch
 
 POLL_BOUND = 0.025  # seconds between two drains at most; 2,000 records of 80 bytes at 80k/s
-_KEY0 = bytes(4)
 
 
 def ring_size(pages: int, cpus: int) -> int:
@@ -34,9 +33,8 @@ class RingbufReader:
 
     max_wait = POLL_BOUND
 
-    def __init__(self, ringbuf: Map, lost: Map, size: int, possible_cpus: Sequence[int]) -> None:
-        self._lost = lost
-        self._possible = list(possible_cpus)
+    def __init__(self, ringbuf: Map, failed: FailedOutputs, size: int) -> None:
+        self._failed = failed
         self._drain: RingDrain | None = None
         self.malformed = 0  # bytes of garbage skipped: stays 0 unless the ring is corrupted
         self._views: list[memoryview] = []
@@ -78,8 +76,7 @@ class RingbufReader:
 
     def lost_per_cpu(self) -> dict[int, int]:
         """What each CPU's program could not put in the ring, read from the per-CPU counter."""
-        values = self._lost.lookup_per_cpu(_KEY0, len(self._possible))
-        return {cpu: int.from_bytes(value, "little") for cpu, value in zip(self._possible, values)}
+        return self._failed.per_cpu()
 
     def close(self) -> None:
         self._release()

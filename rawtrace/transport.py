@@ -12,6 +12,7 @@ from bpf_bytecode.programs.output import Output, PerfOutput, RingbufOutput
 from kernel_compat import online_cpus, possible_cpus
 from rawtrace.bpf import MapType
 from rawtrace.errors import KernelFeatureMissing, RawtraceError
+from rawtrace.failed_outputs import FailedOutputs
 from rawtrace.maps import Map
 from rawtrace.perf_reader import PerfReader
 from rawtrace.perf_ring import Batch
@@ -77,9 +78,10 @@ def open_perf_transport(resources: ExitStack, pages: int) -> Transport:
             name="rawtrace_events",
         )
     )
-    reader = PerfReader(events_map, online_cpus(), pages)
+    failed = FailedOutputs.create(resources)
+    reader = PerfReader(events_map, failed, online_cpus(), pages)
     resources.callback(reader.close)
-    return Transport("perf", PerfOutput(events_map.fileno()), reader)
+    return Transport("perf", PerfOutput(events_map.fileno(), failed.fileno()), reader)
 
 
 def open_ringbuf_transport(resources: ExitStack, pages: int) -> Transport:
@@ -99,11 +101,7 @@ def open_ringbuf_transport(resources: ExitStack, pages: int) -> Transport:
             ) from cause
         raise
     resources.enter_context(ringbuf)
-    lost = resources.enter_context(
-        Map.create(
-            MapType.PERCPU_ARRAY, key_size=4, value_size=8, max_entries=1, name="rawtrace_rb_lost"
-        )
-    )
-    reader = RingbufReader(ringbuf, lost, size, possible_cpus())
+    failed = FailedOutputs.create(resources)
+    reader = RingbufReader(ringbuf, failed, size)
     resources.callback(reader.close)
-    return Transport("ringbuf", RingbufOutput(ringbuf.fileno(), lost.fileno()), reader)
+    return Transport("ringbuf", RingbufOutput(ringbuf.fileno(), failed.fileno()), reader)

@@ -26,11 +26,34 @@ BPF_F_CURRENT_CPU = 0xFFFFFFFF  # perf_event_output flag: the ring of the CPU we
 BPF_RB_NO_WAKEUP = 1  # ringbuf_output flag: leave the reader asleep; it polls on its own clock
 
 
+def _count_failure(lost_fd: int, key_slot: int, sent: str) -> list[Item]:
+    """After an output helper: if it failed (r0 != 0), add 1 to this CPU's u64 at key 0 of
+    `lost_fd`, a BPF_MAP_TYPE_PERCPU_ARRAY. The count is exact and known at once, where perf's
+    LOST records only come with the next record that fits in the same ring."""
+    return [
+        jeq_imm(Reg.R0, 0, sent),
+        # the counter's key, 0, in a stack word that is free now (the record's first)
+        stw(Reg.R10, key_slot, 0),
+        ld_map_fd(Reg.R1, lost_fd),
+        mov64_reg(Reg.R2, Reg.R10),
+        add64_imm(Reg.R2, key_slot),
+        call(Helper.MAP_LOOKUP_ELEM),
+        jeq_imm(Reg.R0, 0, sent),  # never null for key 0, but the verifier asks
+        # this CPU's own slot, and programs do not nest on a CPU: no atomic add needed
+        ldxdw(Reg.R1, Reg.R0, 0),
+        add64_imm(Reg.R1, 1),
+        stxdw(Reg.R0, 0, Reg.R1),
+        label(sent),
+    ]
+
+
 @dataclass(frozen=True)
 class PerfOutput:
-    """bpf_perf_event_output() into a BPF_MAP_TYPE_PERF_EVENT_ARRAY with one ring per CPU."""
+    """bpf_perf_event_output() into a BPF_MAP_TYPE_PERF_EVENT_ARRAY with one ring per CPU; a
+    record that does not fit is counted in `lost_fd` (see _count_failure)."""
 
     events_fd: int
+    lost_fd: int
 
     def emit(self, ctx: Reg, data: int | Reg, size: int, key_slot: int) -> list[Item]:
         return [
@@ -42,6 +65,7 @@ class PerfOutput:
             *_address(Reg.R4, data),
             mov64_imm(Reg.R5, size),
             call(Helper.PERF_EVENT_OUTPUT),
+            *_count_failure(self.lost_fd, key_slot, "perf_sent"),
         ]
 
 
@@ -49,8 +73,7 @@ class PerfOutput:
 class RingbufOutput:
     """bpf_ringbuf_output() into a BPF_MAP_TYPE_RINGBUF (5.8+) that all CPUs share.
 
-    This ring has no LOST records: a failed output (the ring is full) adds 1 to the u64 at key 0
-    of `lost_fd`, a BPF_MAP_TYPE_PERCPU_ARRAY, and the reader sums what each CPU counted.
+    A record that does not fit is counted in `lost_fd` (see _count_failure).
     """
 
     ringbuf_fd: int
@@ -63,19 +86,7 @@ class RingbufOutput:
             mov64_imm(Reg.R3, size),
             mov64_imm(Reg.R4, BPF_RB_NO_WAKEUP),
             call(Helper.RINGBUF_OUTPUT),
-            jeq_imm(Reg.R0, 0, "ringbuf_sent"),
-            # the counter's key, 0, in a stack word that is free now (the record's first)
-            stw(Reg.R10, key_slot, 0),
-            ld_map_fd(Reg.R1, self.lost_fd),
-            mov64_reg(Reg.R2, Reg.R10),
-            add64_imm(Reg.R2, key_slot),
-            call(Helper.MAP_LOOKUP_ELEM),
-            jeq_imm(Reg.R0, 0, "ringbuf_sent"),  # never null for key 0, but the verifier asks
-            # this CPU's own slot, and programs do not nest on a CPU: no atomic add needed
-            ldxdw(Reg.R1, Reg.R0, 0),
-            add64_imm(Reg.R1, 1),
-            stxdw(Reg.R0, 0, Reg.R1),
-            label("ringbuf_sent"),
+            *_count_failure(self.lost_fd, key_slot, "ringbuf_sent"),
         ]
 
 
@@ -92,14 +103,14 @@ def _address(dst: Reg, data: int | Reg) -> list[Item]:
 def emit_output(output: Output, ctx: Reg, record_offset: int, size: int) -> list[Item]:
     """Send the `size` bytes at r10 + record_offset; `ctx` holds the program's context.
 
-    Clobbers r0-r5, and with a ring buffer the record's first 4 bytes once it is sent.
+    Clobbers r0-r5, and the record's first 4 bytes when the output fails (the counter's key).
     """
     return output.emit(ctx, record_offset, size, record_offset)
 
 
 def emit_output_from(output: Output, ctx: Reg, data: Reg, size: int, key_slot: int) -> list[Item]:
     """Send the `size` bytes that register `data` (not r1-r5) points to, a map value; `ctx`
-    holds the program's context. Clobbers r0-r5, and with a ring buffer 4 stack bytes at
+    holds the program's context. Clobbers r0-r5 and 4 stack bytes at
     r10 + key_slot.
     """
     return output.emit(ctx, data, size, key_slot)
