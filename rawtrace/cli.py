@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from types import FrameType
@@ -158,10 +160,10 @@ def _run_trace(args: argparse.Namespace, out: TextIO) -> int:
     deadline = None if args.duration is None else time.monotonic() + args.duration
     with contextlib.ExitStack() as stack:
         # Events own standard output unless they go to a file: COMMAND writes to stderr then.
-        command_out = None if args.output else sys.stderr.fileno()
-        command = (
-            stack.enter_context(HeldCommand(args.command, command_out)) if args.command else None
-        )
+        command = None
+        if args.command:
+            command_out = None if args.output else sys.stderr.fileno()
+            command = stack.enter_context(HeldCommand(args.command, command_out))
         tracer = stack.enter_context(
             Tracer(
                 args.events,
@@ -212,6 +214,14 @@ def _run_features(args: argparse.Namespace, out: TextIO) -> None:
     out.write(json.dumps(report) + "\n" if args.json else format_table(report))
 
 
+def keep_log(error: VerifierError) -> str:
+    """Write a rejected program's verifier log to a file of its own; its path."""
+    fd, path = tempfile.mkstemp(prefix=f"rawtrace-verifier-{error.program}-", suffix=".log")
+    with os.fdopen(fd, "w") as log:
+        log.write(error.log)
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     # `-- COMMAND ARGS` is split off by hand: argparse's subparsers do not pass `--` through.
@@ -228,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.subcommand == "features":
             _run_features(args, sys.stdout)
     except VerifierError as exc:
-        print(f"rawtrace: {exc}\n{exc.log}", file=sys.stderr)
+        print(f"rawtrace: {exc}; the verifier's log is in {keep_log(exc)}", file=sys.stderr)
         return 1
     except RawtraceError as exc:
         print(f"rawtrace: {exc}", file=sys.stderr)

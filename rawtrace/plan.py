@@ -26,7 +26,7 @@ from rawtrace.attach.kprobe_legacy import LegacyKprobes
 from rawtrace.attach.raw_tracepoint import RawSyscallTracepoints
 from rawtrace.attach.tp_btf import BtfSyscallTracepoints
 from rawtrace.attach.tracepoint import SyscallTracepoints
-from rawtrace.errors import KernelFeatureMissing, PermissionMissing, RawtraceError
+from rawtrace.errors import KernelFeatureMissing, PermissionMissing, RawtraceError, VerifierError
 
 AUTO = "auto"
 
@@ -78,8 +78,11 @@ def rungs(mode: str) -> Sequence[Rung]:
 
 def climb(mode: str, tracefs: Path, attach: Callable[[SyscallFamily], None]) -> Choice:
     """Attach with the first family of `mode` that works: `attach(family)` attaches everything
-    or releases what it made and raises. A missing permission stops the climb at once."""
+    or releases what it made and raises. A missing permission stops the climb at once; when
+    no family works and the verifier refused a program, that refusal (with its log) is raised,
+    since it is a bug to report, not a missing kernel feature."""
     failures: list[Failure] = []
+    rejected: VerifierError | None = None
     for rung in rungs(mode):
         unsafe = rung.unsafe_in_auto() if mode == AUTO else None
         if unsafe:
@@ -92,6 +95,8 @@ def climb(mode: str, tracefs: Path, attach: Callable[[SyscallFamily], None]) -> 
         except RawtraceError as exc:
             if mode != AUTO:
                 raise
+            if isinstance(exc, VerifierError) and rejected is None:
+                rejected = exc
             failures.append(Failure(rung.name, reason(exc)))
         except OSError as exc:
             if mode != AUTO:
@@ -101,6 +106,8 @@ def climb(mode: str, tracefs: Path, attach: Callable[[SyscallFamily], None]) -> 
             failures.append(Failure(rung.name, reason(exc)))
         else:
             return Choice(rung.name, tuple(failures))
+    if rejected is not None:
+        raise rejected
     raise KernelFeatureMissing(
         "no attach family works on this kernel: "
         + "; ".join(f"{f.family}: {f.reason}" for f in failures),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -74,3 +75,23 @@ def test_kprobe_pmu_is_found_by_name() -> None:
         pytest.fail("CONFIG_KPROBES is set but /sys/bus/event_source/devices/kprobe is missing")
     assert pmu > 5  # dynamic PMU types come after the fixed ones (0-5)
     assert pmu_format_bit("kprobe", "retprobe") == 0
+
+
+def test_cli_keeps_a_rejected_programs_log_in_a_file(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A program the verifier refuses (here: one that reads an unset register) ends the CLI
+    with one line naming the program and the file that holds the verifier's log."""
+    from rawtrace import cli, tracer
+
+    monkeypatch.setattr(tracer, "syscall_exit", lambda **_: [mov64_reg(Reg.R0, Reg.R2), exit_()])
+    assert cli.main(["trace", "vfork", "--duration", "0.1"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "rejected BPF program 'vfork_exit'" in err
+    path = err.rstrip().rsplit(" ", 1)[1]
+    try:
+        with open(path) as log:
+            assert "R2 !read_ok" in log.read()
+    finally:
+        os.unlink(path)
