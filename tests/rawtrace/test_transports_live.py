@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -84,8 +85,9 @@ def test_perf_losses_are_counted_exactly_and_at_once() -> None:
     assert all(reported[cpu] <= lost for cpu, lost in stats.lost_per_cpu.items())
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_sigterm_flushes_every_event(transport: str) -> None:
+def test_a_signal_flushes_every_event(transport: str, signum: int) -> None:
     options = [f"--pid={os.getpid()}", f"--transport={transport}"]
     tracer = subprocess.Popen(
         [sys.executable, "-m", "rawtrace", "trace", "vfork", *options],
@@ -96,8 +98,20 @@ def test_sigterm_flushes_every_event(transport: str) -> None:
     assert tracer.stderr is not None
     assert "tracing vfork" in tracer.stderr.readline()
     pids = run_true(7)
-    tracer.terminate()  # at once: the events still wait for a watermark or the next poll
+    tracer.send_signal(signum)  # at once: the events still wait for a watermark or a poll
     out, err = tracer.communicate(timeout=10)
     assert tracer.returncode == 0, err
     assert [row.split()[5] for row in out.splitlines()[1:]] == [f"pid={pid}" for pid in pids]
     assert "7 events, 0 lost" in err
+
+
+def test_two_tracers_both_see_every_event_and_one_stopping_leaves_the_other() -> None:
+    with rawtrace.trace("vfork", pid=os.getpid()) as first:
+        with rawtrace.trace("vfork", pid=os.getpid()) as second:
+            both = run_true(5)
+            seen_by_second = [event.arg("pid") for event in second.read(1.0)]
+        after = run_true(5)  # the second tracer is closed: detached and released
+        first.stop()
+        seen_by_first = [event.arg("pid") for event in first]
+    assert seen_by_second == both
+    assert seen_by_first == both + after
