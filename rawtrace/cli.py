@@ -19,14 +19,16 @@ from types import FrameType
 from typing import TextIO
 
 import rawtrace
+from kernel_compat import online_cpus
 from rawtrace import plan
 from rawtrace.command import HeldCommand
 from rawtrace.errors import RawtraceError, VerifierError
 from rawtrace.events import CATALOGUE
 from rawtrace.features import collect, format_table, runtime
 from rawtrace.output import JsonWriter, TableWriter
+from rawtrace.perf_reader import DEFAULT_PAGES
 from rawtrace.tracer import Tracer
-from rawtrace.transport import AUTO, TRANSPORTS
+from rawtrace.transport import AUTO, TRANSPORTS, pages_within
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,6 +62,12 @@ def _parser() -> argparse.ArgumentParser:
     trace.add_argument("-o", "--output", metavar="FILE", help="write events to FILE")
     trace.add_argument("--quiet", action="store_true", help="no summary on stderr at the end")
     trace.add_argument("--duration", type=_positive_float, metavar="S", help="stop after S s")
+    trace.add_argument(
+        "--buffer",
+        type=_size,
+        metavar="SIZE",
+        help="ring memory for all CPUs together, e.g. 512K or 8M (default: 256K per CPU)",
+    )
     filters = trace.add_argument_group(
         "filters",
         "applied in the kernel; repeat one to accept any of its values, combine kinds to "
@@ -115,6 +123,15 @@ def _event_list() -> str:
         args = ", ".join(f"{arg.type} {arg.name}" for arg in spec.args)
         lines += [f"{spec.name} ({spec.event_id}): {args or 'no args'}", f"    {spec.description}"]
     return "\n".join(lines) + "\n"
+
+
+def _size(text: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    number, unit = (text[:-1], units[text[-1].upper()]) if text[-1:].upper() in units else (text, 1)
+    try:
+        return int(number) * unit
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a size like 512K or 8M, not {text!r}") from None
 
 
 def _positive_float(text: str) -> float:
@@ -174,6 +191,9 @@ def _run_trace(args: argparse.Namespace, out: TextIO) -> int:
                 cgroup=args.cgroup,
                 container=args.container,
                 follow=command.pid if command else args.follow,
+                pages=DEFAULT_PAGES
+                if args.buffer is None
+                else pages_within(args.buffer, len(online_cpus())),
                 transport=args.transport,
                 attach=args.attach,
             )

@@ -4,6 +4,7 @@ Output the program builders emit) and a user half (a RingReader); open_transport
 from __future__ import annotations
 
 import errno
+import mmap
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Protocol
@@ -48,6 +49,13 @@ class Transport:
     output: Output  # what the programs emit into
     reader: RingReader
     fallbacks: tuple[str, ...] = ()  # in auto mode: why the transports tried first did not work
+
+
+def pages_within(budget: int, cpus: int) -> int:
+    """Ring pages per CPU so that all rings together take at most `budget` bytes: a power of
+    two, at least 1."""
+    pages = max(budget // (cpus * mmap.PAGESIZE), 1)
+    return 1 << (pages.bit_length() - 1)
 
 
 def open_transport(kind: str, resources: ExitStack, pages: int) -> Transport:
