@@ -6,25 +6,16 @@ from __future__ import annotations
 import asyncio
 import os
 import selectors
-import subprocess
 import threading
 import time
 
 import pytest
+from workload import spawn_true
 
 import rawtrace
 from rawtrace import Event
 
 pytestmark = pytest.mark.live
-
-
-def spawn(count: int) -> list[int]:
-    pids = []
-    for _ in range(count):
-        child = subprocess.Popen(["true"])
-        pids.append(child.pid)
-        child.wait()
-    return pids
 
 
 def child_pids(events: list[Event]) -> list[int]:
@@ -33,7 +24,7 @@ def child_pids(events: list[Event]) -> list[int]:
 
 def test_iteration_until_stop() -> None:
     with rawtrace.trace("vfork", pid=os.getpid()) as tracer:
-        pids = spawn(4)
+        pids = spawn_true(4)
         got = []
         for event in tracer:
             got.append(event)
@@ -50,7 +41,7 @@ def test_read_follows_selectors_rules() -> None:
         started = time.monotonic()
         assert tracer.read(0.3) == []  # a timeout waits that long, no longer
         assert 0.29 <= time.monotonic() - started < 1.0
-        pids = spawn(3)
+        pids = spawn_true(3)
         got = tracer.read()  # None blocks until some come
         while len(got) < 3:
             got += tracer.read(1.0)
@@ -70,7 +61,7 @@ def test_callbacks() -> None:
         "vfork", pid=os.getpid(), on_event=on_event, on_lost=lambda c, n: lost.append((c, n))
     )
     with tracer:
-        pids = spawn(5)
+        pids = spawn_true(5)
         tracer.run(duration=10)
     assert child_pids(got) == pids
     assert lost == []
@@ -79,7 +70,7 @@ def test_callbacks() -> None:
 def test_asyncio_without_threads() -> None:
     async def collect() -> tuple[list[int], list[Event]]:
         with rawtrace.trace("vfork", pid=os.getpid()) as tracer:
-            pids = spawn(3)
+            pids = spawn_true(3)
             got = []
             async for event in tracer:
                 got.append(event)
@@ -96,7 +87,7 @@ def test_asyncio_without_threads() -> None:
 def test_fileno_nests_in_a_selector() -> None:
     with rawtrace.trace("vfork", pid=os.getpid()) as tracer, selectors.DefaultSelector() as sel:
         sel.register(tracer, selectors.EVENT_READ)
-        pids = spawn(2)
+        pids = spawn_true(2)
         got: list[Event] = []
         deadline = time.monotonic() + 5
         while len(got) < 2 and time.monotonic() < deadline:

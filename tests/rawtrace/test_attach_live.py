@@ -18,6 +18,7 @@ from contextlib import ExitStack
 from typing import Any
 
 import pytest
+from workload import spawn_true
 
 import rawtrace
 from kernel_compat import FeatureMissing, kernel_config
@@ -50,15 +51,6 @@ def _available() -> list[str]:
     return families
 
 
-def _run_true(count: int) -> list[int]:
-    pids = []
-    for _ in range(count):
-        child = subprocess.Popen(["true"])
-        pids.append(child.pid)
-        child.wait()
-    return pids
-
-
 def _collect(tracer: rawtrace.Tracer, wanted: int, timeout: float = 10.0) -> list[Event]:
     events: list[Event] = []
     deadline = time.monotonic() + timeout
@@ -82,7 +74,7 @@ def test_family_captures_children_with_exact_pids_on_any_cpu(family: str) -> Non
         assert tracer.attach_choice is not None and tracer.attach_choice.family == family
         os.sched_setaffinity(0, {last_cpu})
         try:
-            pids = _run_true(20)
+            pids = spawn_true(20)
         finally:
             os.sched_setaffinity(0, affinity)
         events = _collect(tracer, 20)
@@ -103,7 +95,7 @@ def test_every_family_yields_the_same_events() -> None:
             family: stack.enter_context(rawtrace.trace("vfork", pid=os.getpid(), attach=family))
             for family in families
         }
-        pids = _run_true(5)
+        pids = spawn_true(5)
         seen = {family: _collect(tracer, 5) for family, tracer in tracers.items()}
     assert {family: len(events) for family, events in seen.items()} == dict.fromkeys(families, 5)
     expected = [_comparable(e) for e in seen[families[0]]]

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from workload import spawn_true
 
 import rawtrace
 from rawtrace import RawtraceError
@@ -18,15 +19,6 @@ pytestmark = pytest.mark.live
 TRANSPORTS = ["perf", "ringbuf"]
 
 
-def run_true(count: int) -> list[int]:
-    pids = []
-    for _ in range(count):
-        child = subprocess.Popen(["true"])
-        pids.append(child.pid)
-        child.wait()
-    return pids
-
-
 def drained(tracer: rawtrace.Tracer) -> list[int]:
     return [event.arg("pid") for event in tracer.read(0)]  # type: ignore[misc]
 
@@ -34,7 +26,7 @@ def drained(tracer: rawtrace.Tracer) -> list[int]:
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_each_transport_delivers_every_child_in_order(transport: str) -> None:
     with rawtrace.trace("vfork", pid=os.getpid(), transport=transport) as tracer:
-        pids = run_true(20)
+        pids = spawn_true(20)
         tracer.stop()
         children = [event.arg("pid") for event in tracer]
         stats = tracer.stats()
@@ -60,7 +52,7 @@ def test_an_unknown_transport_is_refused() -> None:
 def test_ringbuf_losses_are_counted_per_cpu_exactly() -> None:
     # one page per CPU: a ring of 8 KiB holds well under 300 records
     with rawtrace.trace("vfork", pid=os.getpid(), pages=1, transport="ringbuf") as tracer:
-        run_true(300)
+        spawn_true(300)
         tracer.stop()
         delivered = sum(1 for _ in tracer)
         stats = tracer.stats()
@@ -73,7 +65,7 @@ def test_perf_losses_are_counted_exactly_and_at_once() -> None:
     # The programs count what did not fit; the kernel's LOST records come only with the next
     # record that fits in the same ring, and may never come.
     with rawtrace.trace("vfork", pid=os.getpid(), pages=1, transport="perf") as tracer:
-        run_true(300)
+        spawn_true(300)
         tracer.stop()
         delivered = len(list(tracer))
         stats = tracer.stats()
@@ -97,7 +89,7 @@ def test_a_signal_flushes_every_event(transport: str, signum: int) -> None:
     )
     assert tracer.stderr is not None
     assert "tracing vfork" in tracer.stderr.readline()
-    pids = run_true(7)
+    pids = spawn_true(7)
     tracer.send_signal(signum)  # at once: the events still wait for a watermark or a poll
     out, err = tracer.communicate(timeout=10)
     assert tracer.returncode == 0, err
@@ -108,9 +100,9 @@ def test_a_signal_flushes_every_event(transport: str, signum: int) -> None:
 def test_two_tracers_both_see_every_event_and_one_stopping_leaves_the_other() -> None:
     with rawtrace.trace("vfork", pid=os.getpid()) as first:
         with rawtrace.trace("vfork", pid=os.getpid()) as second:
-            both = run_true(5)
+            both = spawn_true(5)
             seen_by_second = [event.arg("pid") for event in second.read(1.0)]
-        after = run_true(5)  # the second tracer is closed: detached and released
+        after = spawn_true(5)  # the second tracer is closed: detached and released
         first.stop()
         seen_by_first = [event.arg("pid") for event in first]
     assert seen_by_second == both

@@ -9,20 +9,12 @@ import sys
 import time
 
 import pytest
+from workload import spawn_true
 
 import rawtrace
 from rawtrace import Event
 
 pytestmark = pytest.mark.live
-
-
-def run_true(count: int) -> list[int]:
-    pids = []
-    for _ in range(count):
-        child = subprocess.Popen(["true"])
-        pids.append(child.pid)
-        child.wait()
-    return pids
 
 
 def collect(tracer: rawtrace.Tracer, wanted: int, pid: int, timeout: float = 5.0) -> list[Event]:
@@ -39,7 +31,7 @@ def collect(tracer: rawtrace.Tracer, wanted: int, pid: int, timeout: float = 5.0
 
 def test_n_children_arrive_exactly() -> None:
     with rawtrace.trace("vfork") as tracer:
-        pids = run_true(20)
+        pids = spawn_true(20)
         events = collect(tracer, 20, os.getpid())
         stats = tracer.stats()
     assert [e.arg("pid") for e in events] == pids
@@ -64,7 +56,7 @@ def test_pid_filter_runs_in_the_kernel() -> None:
         [sys.executable, "-c", "import subprocess; [subprocess.run(['true']) for _ in range(30)]"]
     )
     with rawtrace.trace("vfork", pid=os.getpid()) as tracer:
-        pids = run_true(5)
+        pids = spawn_true(5)
         events = collect(tracer, 5, os.getpid())
         other.wait()
         strays = tracer.read(0.3)
@@ -81,7 +73,7 @@ def test_comm_filter() -> None:
     )
     child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE)
     with rawtrace.trace("vfork", comm="rt-comm-filter") as tracer:
-        run_true(3)  # not ours: another comm
+        spawn_true(3)  # not ours: another comm
         child.communicate(b"")
         events = collect(tracer, 3, child.pid)
         delivered = tracer.stats().delivered
@@ -150,7 +142,7 @@ def test_sigterm_flushes_and_summarises() -> None:
     )
     assert tracer.stderr is not None
     assert "tracing vfork" in tracer.stderr.readline()
-    pids = run_true(7)
+    pids = spawn_true(7)
     tracer.terminate()  # at once: the events still sit below the rings' watermark
     out, err = tracer.communicate(timeout=10)
     assert tracer.returncode == 0, err
