@@ -23,7 +23,7 @@ from kernel_compat import (
 )
 from rawtrace.drain import COMPILED_MISSING, DRAINS
 from rawtrace.errors import RawtraceError
-from rawtrace.plan import LADDER, reason
+from rawtrace.plan import LADDER, Rung, reason
 from rawtrace.probes import FEATURES
 from rawtrace.syscalls import BACKEND
 from rawtrace.tracer import Tracer
@@ -36,7 +36,7 @@ Report = dict[str, Any]
 
 def collect() -> Report:
     """Everything `rawtrace features --json` prints, as plain JSON values."""
-    attach = [_try_family(rung.name) for rung in LADDER]
+    attach = [_try_family(rung) for rung in LADDER]
     return {
         **runtime(),
         "kernel": _fact(lambda: kernel_release().text),
@@ -52,7 +52,9 @@ def collect() -> Report:
             for f in FEATURES
         ],
         "attach": attach,
-        "auto": next((family["family"] for family in attach if family["available"]), None),
+        "auto": next(
+            (f["family"] for f in attach if f["available"] and not f["passed_over_in_auto"]), None
+        ),
     }
 
 
@@ -85,13 +87,25 @@ def _probe(probe: Callable[[], bool]) -> Report:
         return {"available": None, "error": reason(exc)}
 
 
-def _try_family(name: str) -> Report:
+def _try_family(rung: Rung) -> Report:
+    """Whether the family attaches (tried for real), and why auto mode would pass over it."""
+    passed_over = rung.unsafe_in_auto()
     try:
-        with Tracer("vfork", attach=name, pages=1):
+        with Tracer("vfork", attach=rung.name, pages=1):
             pass
     except (RawtraceError, OSError) as exc:
-        return {"family": name, "available": False, "reason": reason(exc)}
-    return {"family": name, "available": True, "reason": None}
+        return {
+            "family": rung.name,
+            "available": False,
+            "reason": reason(exc),
+            "passed_over_in_auto": passed_over,
+        }
+    return {
+        "family": rung.name,
+        "available": True,
+        "reason": None,
+        "passed_over_in_auto": passed_over,
+    }
 
 
 def format_table(report: Report) -> str:
@@ -116,9 +130,14 @@ def format_table(report: Report) -> str:
             for row in report["bpf"]
         ),
         "",
-        "attach families (auto mode takes the first available)",
+        "attach families (auto mode takes the first available it does not pass over)",
         *(
             f"  {row['family']:<15} {'yes' if row['available'] else 'no: ' + row['reason']}"
+            + (
+                f" (auto passes over it: {row['passed_over_in_auto']})"
+                if row["passed_over_in_auto"]
+                else ""
+            )
             for row in report["attach"]
         ),
         "",
