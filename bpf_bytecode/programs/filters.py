@@ -112,8 +112,8 @@ def task_filters(filters: Filters, pid_tgid: Reg, key_slot: int, skip: str) -> l
 
 
 def comm_filter(filters: Filters, comm_offset: int, skip: str) -> list[Item]:
-    """Filter on the comm that bpf_get_current_comm() wrote at r10 + comm_offset. It pads with
-    NULs, so a name compares as two 8-byte words. Clobbers r1 and r2."""
+    """Filter on the comm that bpf_get_current_comm() wrote at r10 + comm_offset into zeroed
+    bytes, so a name compares as two 8-byte words. Clobbers r1 and r2."""
     if not filters.comms:
         return []
     code: list[Item] = []

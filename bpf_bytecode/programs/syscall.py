@@ -300,6 +300,11 @@ def _send(
         stxdw(R10, REC + record.UID_GID, R0),
         call(Helper.GET_CURRENT_CGROUP_ID),
         stxdw(R10, REC + record.CGROUP_ID, R0),
+        # Some kernels (6.1 among the matrix's) copy the name with strscpy, which
+        # leaves the bytes after it as they were: zero them first, so the name compares (and
+        # is sent) NUL padded, with no stale stack bytes.
+        stdw(R10, REC + record.COMM, 0),
+        stdw(R10, REC + record.COMM + 8, 0),
         mov64_reg(R1, R10),
         add64_imm(R1, REC + record.COMM),
         mov64_imm(R2, record.COMM_SIZE),
