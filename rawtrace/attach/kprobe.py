@@ -28,11 +28,11 @@ from kernel_compat.arch import PtRegs, pt_regs_layout
 from kernel_compat.kallsyms import is_syscall_wrapper
 from rawtrace import bpf
 from rawtrace.attach import Attached, Link, SyscallPrograms, total_missed
-from rawtrace.attach.perf_event import PerfEventLink, attach_perf_event
+from rawtrace.attach.perf_event import PerfEventLink, attach_perf_event, open_probe_event
 from rawtrace.attach.requirements import require_kprobes, syscall_symbol
 from rawtrace.bpf import ProgType
-from rawtrace.errors import KernelFeatureMissing, PermissionMissing
-from rawtrace.perf_event import PERF_SAMPLE_RAW, PerfEvent, perf_event_attr
+from rawtrace.errors import KernelFeatureMissing
+from rawtrace.perf_event import PERF_SAMPLE_RAW, perf_event_attr
 from rawtrace.probes import helper_available
 from rawtrace.programs import Program
 from rawtrace.syscalls import address_of
@@ -140,13 +140,7 @@ class KprobePmu:
             config1=address_of(name),
             config2=0,
         )
-        try:
-            event = PerfEvent.open(attr, pid=-1, cpu=0)
-        except PermissionError as exc:
-            raise PermissionMissing(
-                f"the kernel refused a {kind} on {symbol}: {exc.strerror}",
-                "run as root (CAP_PERFMON), or lower kernel.perf_event_paranoid",
-            ) from exc
+        event = open_probe_event(attr, f"a {kind} on {symbol}")
         return attach_perf_event(event, program, f"{kind} {symbol}")
 
 

@@ -12,6 +12,7 @@ import os
 
 from rawtrace import bpf
 from rawtrace.bpf import AttachType
+from rawtrace.errors import PermissionMissing
 from rawtrace.perf_event import PerfEvent
 from rawtrace.programs import Program
 
@@ -39,6 +40,18 @@ class PerfEventLink:
     def __repr__(self) -> str:
         via = "bpf link" if self.link_fd is not None else "ioctl"
         return f"<PerfEventLink {self.description} via {via}>"
+
+
+def open_probe_event(attr: bytearray, refused: str) -> PerfEvent:
+    """The perf event of a probe (tracepoint or kprobe): one for every CPU, pid=-1 and cpu=0.
+    A refusal names what was `refused` ("a kprobe on X") and the fix."""
+    try:
+        return PerfEvent.open(attr, pid=-1, cpu=0)
+    except PermissionError as exc:
+        raise PermissionMissing(
+            f"the kernel refused {refused}: {exc.strerror}",
+            "run as root (CAP_PERFMON), or lower kernel.perf_event_paranoid",
+        ) from exc
 
 
 def attach_perf_event(event: PerfEvent, program: Program, description: str) -> PerfEventLink:

@@ -15,10 +15,10 @@ from bpf_bytecode.programs.capture import ArgsInContext
 from bpf_bytecode.programs.syscall import ret_at
 from kernel_compat import FeatureMissing, TracepointFormat, read_tracepoint_format
 from rawtrace.attach import Attached, Link, SyscallPrograms
-from rawtrace.attach.perf_event import PerfEventLink, attach_perf_event
+from rawtrace.attach.perf_event import PerfEventLink, attach_perf_event, open_probe_event
 from rawtrace.bpf import ProgType
-from rawtrace.errors import KernelFeatureMissing, PermissionMissing
-from rawtrace.perf_event import PERF_SAMPLE_RAW, PerfEvent, PerfType, perf_event_attr
+from rawtrace.errors import KernelFeatureMissing
+from rawtrace.perf_event import PERF_SAMPLE_RAW, PerfType, perf_event_attr
 from rawtrace.programs import Program
 
 
@@ -31,13 +31,7 @@ def attach_tracepoint(program: Program, tracefs: Path, category: str, name: str)
         sample_type=PERF_SAMPLE_RAW,
         wakeup=1,
     )
-    try:
-        event = PerfEvent.open(attr, pid=-1, cpu=0)
-    except PermissionError as exc:
-        raise PermissionMissing(
-            f"the kernel refused to attach to {category}:{name}: {exc.strerror}",
-            "run as root (CAP_PERFMON), or lower kernel.perf_event_paranoid",
-        ) from exc
+    event = open_probe_event(attr, f"to attach to {category}:{name}")
     return attach_perf_event(event, program, f"tracepoint {category}:{name}")
 
 
