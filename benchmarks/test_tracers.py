@@ -22,44 +22,11 @@ from typing import Any
 
 import pytest
 from bench_report import Table, publish
+from storm import COMM, build_storm, run_storm
 
 ROOT = Path(__file__).resolve().parent.parent
 SECONDS = float(os.environ.get("RAWTRACE_STORM_SECONDS", "3"))
 ROUNDS = int(os.environ.get("RAWTRACE_STORM_ROUNDS", "3"))
-COMM = "vstorm"  # both tracers filter on it in the kernel: other work on the host stays out
-
-STORM_C = r"""
-#include <stdio.h>
-#include <stdlib.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-
-/* vfork, the child exits at once, the parent reaps it; for argv[1] seconds */
-int main(int argc, char **argv)
-{
-    double seconds = atof(argv[1]), elapsed = 0;
-    struct timespec start, now;
-    long count = 0;
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    while (elapsed < seconds) {
-        for (int i = 0; i < 64; i++) {
-            pid_t pid = vfork();
-            if (pid == 0)
-                _exit(0);
-            if (pid < 0)
-                return 1;
-            waitpid(pid, NULL, 0);
-            count++;
-        }
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        elapsed = (now.tv_sec - start.tv_sec) + (now.tv_nsec - start.tv_nsec) / 1e9;
-    }
-    printf("%ld %.6f\n", count, elapsed);
-    return 0;
-}
-"""
-
 BPFTRACE_PROGRAM = (
     f'tracepoint:syscalls:sys_exit_vfork /comm == "{COMM}" && args->ret > 0/ '
     '{ printf("%d %s %d\\n", pid, comm, args->ret); }'
@@ -68,14 +35,10 @@ BPFTRACE_PROGRAM = (
 
 @pytest.fixture(scope="module")
 def storm(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    gcc = os.environ.get("CC", "gcc")
-    folder = tmp_path_factory.mktemp("storm")
-    (folder / "storm.c").write_text(STORM_C)
     try:
-        subprocess.run([gcc, "-O2", "-o", str(folder / COMM), str(folder / "storm.c")], check=True)
+        return build_storm(tmp_path_factory.mktemp("storm"), os.environ.get("CC", "gcc"))
     except (OSError, subprocess.CalledProcessError) as exc:
         pytest.skip(f"cannot build the vfork storm: {exc}")
-    return folder / COMM
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -180,19 +143,6 @@ class Tracer:
         return Traced(self.attach_s, delivered, lost, peak_rss, usage.ru_utime + usage.ru_stime)
 
 
-def run_storm(storm: Path, processes: int) -> tuple[int, float]:
-    """vforks done by `processes` storms side by side, and the seconds they ran."""
-    runs = [subprocess.Popen([str(storm), str(SECONDS)], stdout=subprocess.PIPE, text=True)
-            for _ in range(processes)]  # fmt: skip
-    counts, seconds = [], []
-    for run in runs:
-        out, _ = run.communicate()
-        count, elapsed = out.split()
-        counts.append(int(count))
-        seconds.append(float(elapsed))
-    return sum(counts), max(seconds)
-
-
 @pytest.fixture
 def workdir() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(dir="/dev/shm" if os.path.isdir("/dev/shm") else None) as d:
@@ -209,7 +159,7 @@ def test_vfork_storm(benchmark: Any, root: None, bpftrace: str, storm: Path, wor
             for processes in (1, 2):
                 for name in configurations:
                     tracer = None if name == "untraced" else Tracer(name, workdir)
-                    vforks, seconds = run_storm(storm, processes)
+                    vforks, seconds = run_storm(storm, processes, SECONDS)
                     traced = tracer.stop() if tracer else None
                     rates.setdefault((name, processes), []).append(vforks / seconds)
                     runs.setdefault((name, processes), []).append((vforks, traced))

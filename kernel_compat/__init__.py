@@ -14,6 +14,7 @@ from .cpus import online_cpus, possible_cpus
 from .errors import FeatureMissing, KernelFactError
 from .kallsyms import syscall_symbol, syscall_symbol_candidates
 from .pmu import PmuFormatField, list_pmus, pmu_format_bit, pmu_format_field, pmu_type
+from .process import memlock_limit, resident_kib
 from .release import KernelRelease, boot_id, kernel_release
 from .sysctl import lockdown, perf_event_paranoid, unprivileged_bpf_disabled
 from .tracefs import (
@@ -47,6 +48,7 @@ __all__ = [
     "list_pmus",
     "load_vmlinux_btf",
     "lockdown",
+    "memlock_limit",
     "online_cpus",
     "perf_event_paranoid",
     "pmu_format_bit",
@@ -54,6 +56,7 @@ __all__ = [
     "pmu_type",
     "possible_cpus",
     "read_tracepoint_format",
+    "resident_kib",
     "syscall_symbol",
     "syscall_symbol_candidates",
     "tracepoint_id",

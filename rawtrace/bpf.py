@@ -3,6 +3,7 @@ include/uapi/linux/bpf.h). Each function packs one command's attributes and make
 
 from __future__ import annotations
 
+import errno
 import struct
 from enum import IntEnum
 
@@ -19,7 +20,10 @@ class Cmd(IntEnum):
     MAP_LOOKUP_ELEM = 1
     MAP_UPDATE_ELEM = 2
     MAP_DELETE_ELEM = 3
+    MAP_GET_NEXT_KEY = 4
     PROG_LOAD = 5
+    PROG_GET_FD_BY_ID = 13
+    MAP_GET_FD_BY_ID = 14
     OBJ_GET_INFO_BY_FD = 15
     RAW_TRACEPOINT_OPEN = 17
     LINK_CREATE = 28
@@ -89,6 +93,22 @@ def map_delete_elem(map_fd: int, key: bytes) -> None:
     bpf(Cmd.MAP_DELETE_ELEM, attr)
 
 
+def map_get_next_key(map_fd: int, key: bytes | None, key_size: int) -> bytes | None:
+    """The key after `key` (the first key for None); None past the last."""
+    key_buf, next_buf = bytearray(key or b""), bytearray(key_size)
+    attr = _attr()
+    struct.pack_into(
+        "<I4xQQ", attr, 0, map_fd, address_of(key_buf) if key else 0, address_of(next_buf)
+    )
+    try:
+        bpf(Cmd.MAP_GET_NEXT_KEY, attr)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return None
+        raise
+    return bytes(next_buf)
+
+
 def prog_load(
     prog_type: ProgType,
     code: bytes,
@@ -150,3 +170,19 @@ def obj_get_info_by_fd(fd: int, size: int) -> bytes:
     struct.pack_into("<IIQ", attr, 0, fd, size, address_of(info))
     bpf(Cmd.OBJ_GET_INFO_BY_FD, attr)
     return bytes(info)
+
+
+def prog_get_fd_by_id(prog_id: int) -> int:
+    """BPF_PROG_GET_FD_BY_ID: a new fd of the loaded program with this id, for the caller to
+    close; OSError(ENOENT) once the program is freed."""
+    attr = _attr()
+    struct.pack_into("<I", attr, 0, prog_id)
+    return bpf(Cmd.PROG_GET_FD_BY_ID, attr)
+
+
+def map_get_fd_by_id(map_id: int) -> int:
+    """BPF_MAP_GET_FD_BY_ID: a new fd of the map with this id, for the caller to close;
+    OSError(ENOENT) once the map is freed."""
+    attr = _attr()
+    struct.pack_into("<I", attr, 0, map_id)
+    return bpf(Cmd.MAP_GET_FD_BY_ID, attr)

@@ -1,9 +1,10 @@
 """`rawtrace features`: what this kernel offers rawtrace, in the spirit of `bpftool feature probe`.
 
-Facts are read (release, config, PMUs, tracefs, BTF, capabilities), bpf() features are probed
-by loading tiny programs (rawtrace.probes), and each attach family is tried for real: a tracer
-is started with it forced and closed at once, so "available" means it attached. The report
-also names rawtrace's own paths: the ring drain and the FFI backend in use.
+Facts are read (release, config, PMUs, tracefs, BTF, capabilities, the settings that can
+refuse a tracer), bpf() features are probed by loading tiny programs (rawtrace.probes), which
+say where each filter kind runs (rawtrace.user_filters), and each attach family is tried for
+real: a tracer is started with it forced and closed at once, so "available" means it attached.
+The report also names rawtrace's own paths: the ring drain and the FFI backend in use.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from kernel_compat import (
     kernel_config,
     kernel_release,
     list_pmus,
+    lockdown,
+    memlock_limit,
+    perf_event_paranoid,
+    unprivileged_bpf_disabled,
     vmlinux_btf_path,
 )
 from rawtrace.drain import COMPILED_MISSING, DRAINS
@@ -27,6 +32,7 @@ from rawtrace.plan import LADDER, Rung, reason
 from rawtrace.probes import FEATURES
 from rawtrace.syscalls import BACKEND
 from rawtrace.tracer import Tracer
+from rawtrace.user_filters import report as filter_places
 
 CONFIG_OPTIONS = ("KPROBES", "KPROBE_EVENTS", "BPF_EVENTS", "FTRACE_SYSCALLS", "DEBUG_INFO_BTF")
 CAPABILITIES = (Capability.SYS_ADMIN, Capability.BPF, Capability.PERFMON)
@@ -47,10 +53,18 @@ def collect() -> Report:
         "capabilities": _fact(
             lambda: {capability_name(cap): cap in effective_capabilities() for cap in CAPABILITIES}
         ),
+        "restrictions": {
+            # without the lockdown LSM nothing is locked down
+            "lockdown": _fact(lambda: lockdown() or "none"),
+            "unprivileged_bpf_disabled": _fact(unprivileged_bpf_disabled),
+            "perf_event_paranoid": _fact(perf_event_paranoid),
+            "memlock": _fact(_memlock),
+        },
         "bpf": [
             {"kind": f.kind, "name": f.name, "description": f.description, **_probe(f.probe)}
             for f in FEATURES
         ],
+        "filters": filter_places(),
         "attach": attach,
         "auto": next(
             (f["family"] for f in attach if f["available"] and not f["passed_over_in_auto"]), None
@@ -69,6 +83,12 @@ def _fact(read: Callable[[], Any]) -> Any:
         return read()
     except KernelFactError as exc:
         return {"error": str(exc)}
+
+
+def _memlock() -> int | str:
+    """RLIMIT_MEMLOCK in bytes, which BPF memory is charged to before 5.11."""
+    limit = memlock_limit()
+    return "unlimited" if limit is None else limit
 
 
 def _config() -> Report:
@@ -122,12 +142,19 @@ def format_table(report: Report) -> str:
         f"tracefs         {_text(report['tracefs'])}",
         f"BTF             {_text(report['btf'])}",
         f"capabilities    {_text(report['capabilities'])}",
+        f"restrictions    {_text(report['restrictions'])}",
         "",
         "bpf()",
         *(
             f"  {row['kind']:<13} {row['name']:<38} {_flag(row['available']):<4} "
             f"{row['description']}{' (' + row['error'] + ')' if 'error' in row else ''}"
             for row in report["bpf"]
+        ),
+        "",
+        "filters (where each kind runs: in the kernel, or on the decoded events)",
+        *(
+            f"  {row['kind']:<15} {row['where']}{': ' + row['reason'] if row['reason'] else ''}"
+            for row in report["filters"]
         ),
         "",
         "attach families (auto mode takes the first available it does not pass over)",

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import errno
+from collections.abc import Iterator
 
 from rawtrace import bpf
 from rawtrace.bpf import MapType
 from rawtrace.errors import RawtraceError
 from rawtrace.fd import OwnedFd
+from rawtrace.privileges import Refused, refusal
 
 
 class Map(OwnedFd):
@@ -36,6 +38,10 @@ class Map(OwnedFd):
         try:
             fd = bpf.map_create(map_type, key_size, value_size, max_entries, name, flags)
         except OSError as exc:
+            if exc.errno in (errno.EPERM, errno.EACCES):
+                raise refusal(
+                    f"to create BPF map {name!r} ({map_type.name})", exc, Refused.BPF
+                ) from exc
             raise RawtraceError(
                 f"cannot create BPF map {name!r} ({map_type.name}, {max_entries} entries): "
                 f"{exc.strerror}",
@@ -66,11 +72,19 @@ class Map(OwnedFd):
     def delete(self, key: bytes) -> None:
         bpf.map_delete_elem(self.fileno(), key)
 
+    def items(self) -> Iterator[tuple[bytes, bytes]]:
+        """The entries, walked key by key: one that goes while walking is skipped; a hash map
+        whose walked key goes restarts from its first (the kernel's rule), so a busy map may
+        yield an entry twice."""
+        key = bpf.map_get_next_key(self.fileno(), None, self.key_size)
+        while key is not None:
+            value = self.lookup(key)
+            if value is not None:
+                yield key, value
+            key = bpf.map_get_next_key(self.fileno(), key, self.key_size)
+
 
 def _map_create_fix(err: int | None) -> str | None:
-    if err == errno.EPERM:
-        # Before 5.11 map memory is charged to RLIMIT_MEMLOCK, which defaults to a few pages.
-        return "run as root; on kernels before 5.11 also raise the memlock limit (ulimit -l)"
     if err == errno.EINVAL:
         return "this kernel does not support this map type"
     return None

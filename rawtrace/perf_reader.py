@@ -25,6 +25,7 @@ from rawtrace.perf_event import (
     perf_event_attr,
 )
 from rawtrace.perf_ring import Batch
+from rawtrace.privileges import Refused, refusal
 
 DEFAULT_PAGES = 64  # data pages per CPU (256 KiB with 4 KiB pages); a power of two
 
@@ -84,7 +85,10 @@ class PerfReader:
             flags=AttrFlag.WATERMARK,
             wakeup=data_size // 4,
         )
-        event = PerfEvent.open(attr, pid=-1, cpu=cpu)
+        try:
+            event = PerfEvent.open(attr, pid=-1, cpu=cpu)
+        except PermissionError as exc:
+            raise refusal(f"a perf ring on CPU {cpu}", exc, Refused.PERF_EVENT) from exc
         try:
             buffer = mmap.mmap(event.fileno(), (1 + pages) * mmap.PAGESIZE, mmap.MAP_SHARED)
         except BaseException:

@@ -16,8 +16,9 @@ from bpf_bytecode.asm import call, exit_, mov64_imm
 from kernel_compat import Btf, FeatureMissing, load_vmlinux_btf
 from rawtrace import bpf
 from rawtrace.bpf import AttachType, MapType, ProgType
-from rawtrace.errors import PermissionMissing, VerifierError
+from rawtrace.errors import VerifierError
 from rawtrace.fd import OwnedFd
+from rawtrace.privileges import Refused, refusal
 from rawtrace.programs import load_program
 
 _RETURN_0: Sequence[Item] = (mov64_imm(Reg.R0, 0), exit_())
@@ -94,9 +95,7 @@ def map_type_available(map_type: MapType) -> bool:
         fd = bpf.map_create(map_type, *sizes, name="probe")
     except OSError as exc:
         if exc.errno == errno.EPERM:
-            raise PermissionMissing(
-                "the kernel refused to create a BPF map", "run as root"
-            ) from exc
+            raise refusal(f"to create a BPF map ({map_type.name})", exc, Refused.BPF) from exc
         if exc.errno in (errno.EINVAL, errno.E2BIG, errno.EOPNOTSUPP):
             return False
         raise
@@ -138,19 +137,35 @@ def _helper(prog_type: ProgType, helper: Helper, description: str) -> FeaturePro
     )
 
 
+# What each filter kind needs in the kernel (rawtrace.user_filters decides with them): the
+# helper that reads the caller's value, and for --follow the map and the fork tracker's programs.
+TRACEPOINT_PROGRAMS = _prog(ProgType.TRACEPOINT, "tracepoint programs (4.7)")
+HASH_MAPS = _map(MapType.HASH, "hash maps (3.19)")
+CURRENT_PID_TGID = _helper(
+    ProgType.KPROBE, Helper.GET_CURRENT_PID_TGID, "the caller's pid and tid (4.2)"
+)
+CURRENT_UID_GID = _helper(ProgType.KPROBE, Helper.GET_CURRENT_UID_GID, "the caller's uid (4.2)")
+CURRENT_COMM = _helper(ProgType.KPROBE, Helper.GET_CURRENT_COMM, "the caller's comm (4.2)")
+CURRENT_CGROUP_ID = _helper(
+    ProgType.KPROBE, Helper.GET_CURRENT_CGROUP_ID, "the caller's cgroup id (4.18)"
+)
+
 # What rawtrace uses or falls back on, with the kernel that brought it.
 FEATURES: tuple[FeatureProbe, ...] = (
     _prog(ProgType.KPROBE, "kprobe and kretprobe programs (4.1)"),
-    _prog(ProgType.TRACEPOINT, "tracepoint programs (4.7)"),
+    TRACEPOINT_PROGRAMS,
     _prog(ProgType.RAW_TRACEPOINT, "raw tracepoint programs (4.17)"),
     _prog(ProgType.TRACING, "tp_btf programs, with the kernel's BTF (5.5)"),
-    _map(MapType.HASH, "hash maps (3.19)"),
+    HASH_MAPS,
     _map(MapType.LRU_HASH, "LRU hash maps, for start times (4.10)"),
     _map(MapType.PERF_EVENT_ARRAY, "perf rings (4.3)"),
     _map(MapType.RINGBUF, "the BPF ring buffer (5.8)"),
     _helper(ProgType.KPROBE, Helper.PERF_EVENT_OUTPUT, "records to perf rings (4.4)"),
     _helper(ProgType.KPROBE, Helper.RINGBUF_OUTPUT, "records to the BPF ring buffer (5.8)"),
-    _helper(ProgType.KPROBE, Helper.GET_CURRENT_CGROUP_ID, "the caller's cgroup id (4.18)"),
+    CURRENT_PID_TGID,
+    CURRENT_UID_GID,
+    CURRENT_COMM,
+    CURRENT_CGROUP_ID,
     _helper(ProgType.RAW_TRACEPOINT, Helper.PROBE_READ, "reading kernel memory (4.1)"),
     _helper(ProgType.RAW_TRACEPOINT, Helper.PROBE_READ_KERNEL, "the same, kernel only (5.5)"),
 )

@@ -9,8 +9,9 @@ from collections.abc import Sequence
 from bpf_bytecode import Item, assemble
 from rawtrace import bpf
 from rawtrace.bpf import AttachType, ProgType
-from rawtrace.errors import PermissionMissing, VerifierError
+from rawtrace.errors import VerifierError
 from rawtrace.fd import OwnedFd
+from rawtrace.privileges import Refused, refusal
 
 # The verifier log of a rejected program; it grows until the log fits (ENOSPC means truncated).
 _LOG_SIZES = (1 << 20, 16 << 20)
@@ -50,10 +51,7 @@ def load_program(
         )
     except OSError as exc:
         if exc.errno == errno.EPERM:
-            raise PermissionMissing(
-                f"the kernel refused to load BPF program {name!r}: operation not permitted",
-                "run as root (or with CAP_BPF and CAP_PERFMON)",
-            ) from exc
+            raise refusal(f"to load BPF program {name!r}", exc, Refused.BPF) from exc
         raise _rejection(name, prog_type, code, expected_attach_type, attach_btf_id, exc) from exc
     return Program(fd, name, prog_type, code)
 

@@ -23,7 +23,8 @@ from rawtrace.attach import Attached, Link, SyscallPrograms
 from rawtrace.attach.kprobe import attach_syscall_kprobes
 from rawtrace.attach.requirements import require_kprobes
 from rawtrace.attach.tracepoint import attach_tracepoint
-from rawtrace.errors import KernelFeatureMissing, PermissionMissing
+from rawtrace.errors import KernelFeatureMissing
+from rawtrace.privileges import Refused, refusal
 from rawtrace.programs import Program
 
 GROUP = "kprobes"  # the kernel's default group for kprobe_events
@@ -150,9 +151,8 @@ class LegacyKprobes:
         try:
             return TracefsKprobe.define(self.tracefs, symbol, is_return)
         except PermissionError as exc:
-            raise PermissionMissing(
-                f"cannot define a {kind} in {self.tracefs}/kprobe_events: {exc.strerror}",
-                "run as root",
+            raise refusal(
+                f"a {kind} in {self.tracefs}/kprobe_events", exc, Refused.TRACEFS
             ) from exc
         except OSError as exc:
             raise KernelFeatureMissing(

@@ -12,8 +12,8 @@ import os
 
 from rawtrace import bpf
 from rawtrace.bpf import AttachType
-from rawtrace.errors import PermissionMissing
 from rawtrace.perf_event import PerfEvent
+from rawtrace.privileges import Refused, refusal
 from rawtrace.programs import Program
 
 _ENOTSUPP = 524  # kernel-internal errno that some bpf() paths leak to user space
@@ -48,10 +48,7 @@ def open_probe_event(attr: bytearray, refused: str) -> PerfEvent:
     try:
         return PerfEvent.open(attr, pid=-1, cpu=0)
     except PermissionError as exc:
-        raise PermissionMissing(
-            f"the kernel refused {refused}: {exc.strerror}",
-            "run as root (CAP_PERFMON), or lower kernel.perf_event_paranoid",
-        ) from exc
+        raise refusal(refused, exc, Refused.PERF_EVENT) from exc
 
 
 def attach_perf_event(event: PerfEvent, program: Program, description: str) -> PerfEventLink:
