@@ -55,3 +55,29 @@ def container_cgroups(prefix: str, root: str | os.PathLike[str] = "/") -> list[P
             if found_id is not None and found_id.startswith(prefix):
                 found.append(Path(directory, name))
     return found
+
+
+def container_ids(root: str | os.PathLike[str] = "/") -> dict[int, str]:
+    """Every cgroup in a container, by id: the container id of the nearest cgroup on its path
+    (itself or an ancestor) that carries one. Other cgroups are not listed.
+
+    A cgroup's id is its directory's inode number, which readdir gives with each name (kernfs
+    fills d_ino with it), so the walk stats nothing. A cgroup removed during the walk is
+    skipped with its subtree."""
+    found: dict[int, str] = {}
+    _walk(cgroup2_mountpoint(root), None, found)
+    return found
+
+
+def _walk(directory: Path | str, inherited: str | None, found: dict[int, str]) -> None:
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:  # removed under us, or unreadable: nothing to list there
+        return
+    for entry in entries:
+        if not entry.is_dir(follow_symlinks=False):
+            continue
+        own = container_id(entry.name) or inherited
+        if own is not None:
+            found[entry.inode()] = own
+        _walk(entry.path, own, found)

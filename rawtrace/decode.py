@@ -6,21 +6,29 @@ buffer's is the record itself): no per-field work in Python, a tuple per record.
 the fixed record, an event's tail and any padding, comes as one bytes field for the event's
 decode_args. A batch of several sizes (events with tails of different lengths) is split into one
 run per size, each decoded the same way.
+
+An event's container id comes from its cgroup id: the cgroup's path names the container
+(kernel_compat.cgroups), found by a walk of the cgroup v2 hierarchy when an id is new to the
+decoder (a container started during the trace), at most once per batch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Callable
 
 from bpf_bytecode.programs.record import SYSCALL_RECORD
-from rawtrace.event import Arg, Event, kernel_string
-from rawtrace.events import BY_ID
+from kernel_compat import FeatureMissing, KernelFactError
+from kernel_compat.cgroups import container_ids
+from rawtrace.event import Arg, ArgValue, Event, kernel_string
+from rawtrace.events import BY_ID, EventSpec
 from rawtrace.perf_ring import Batch
 
 _NAMES_KEPT = 4096  # distinct comms remembered; a trace sees few, a hostile one may see many
+_CGROUPS_KEPT = 4096  # cgroup ids whose container id (or none) is remembered
 _U32 = 0xFFFFFFFF
 
 Record = tuple[Any, ...]  # SYSCALL_RECORD's fields, then the bytes after them
@@ -37,6 +45,11 @@ class Decoder:
         self.undecodable = 0
         self._names: dict[bytes, str] = {}  # comm as the kernel sent it -> its text
         self._unpackers: dict[int, struct.Struct] = {}  # record stride -> its layout
+        # Without BTF the events that a tracepoint feeds come from their syscall feed instead
+        # (see EventSpec.tracepoint), and decode as that feed's records.
+        self._feeds = {event_id: _feed(spec, task_context) for event_id, spec in BY_ID.items()}
+        self._containers: dict[int, str] = {}  # cgroup id -> container id, "" for none
+        self._walked = False  # the cgroups were walked for this batch
 
     def decode(self, batch: Batch) -> list[Event]:
         """The events in a batch: in its order when its records have one size, else ordered by
@@ -44,6 +57,7 @@ class Decoder:
         sizes = batch.sizes
         if not sizes:
             return []
+        self._walked = False
         if min(sizes) == max(sizes):
             return self._run(sizes[0], len(sizes), batch.data)
         runs: dict[int, list[memoryview]] = {}
@@ -71,6 +85,8 @@ class Decoder:
     def _events(self, records: Iterable[Record]) -> list[Event]:
         to_wall = self.monotonic_to_wall
         names = self._names
+        containers = self._containers
+        feeds = self._feeds
         task_context = self.task_context
         events = []
         for (
@@ -91,8 +107,12 @@ class Decoder:
             ret,
             tail,
         ) in records:
-            spec = BY_ID.get(event_id)
-            if spec is None:
+            feed = feeds.get(event_id)
+            if feed is None:
+                self.undecodable += 1
+                continue
+            spec, decode_args, syscall = feed
+            if len(tail) < spec.tail_size:  # not what this event's programs send
                 self.undecodable += 1
                 continue
             name = names.get(comm)
@@ -103,7 +123,10 @@ class Decoder:
             tgid, tid = pid_tgid >> 32, pid_tgid & _U32
             if not task_context:
                 ns_pid, ns_tid = tgid, tid
-            values = spec.decode_args(ret, tail)
+            values = decode_args(ret, tail)
+            container = containers.get(cgroup_id)
+            if container is None:
+                container = self._container_of(cgroup_id)
             # positional, in Event's field order: keywords would cost three times as much
             events.append(
                 Event(
@@ -119,16 +142,41 @@ class Decoder:
                     cgroup_id,
                     event_id,
                     spec.name,  # event_name
-                    spec.feed.syscall,
+                    syscall,
                     ret,  # return_value
                     tuple([Arg(a.name, a.type, v) for a, v in zip(spec.args, values)]),
                     ns_ppid,  # parent_process_id
                     host_ppid,  # host_parent_process_id
                     mnt_ns,  # mount_namespace
                     pid_ns,  # pid_namespace
+                    "",  # host_name
+                    container,  # container_id
                 )
             )
         return events
+
+    def _container_of(self, cgroup_id: int) -> str:
+        """The container id of a cgroup new to the decoder, "" if it is in none."""
+        if self._walked:  # once a batch: a later batch looks again
+            return ""
+        self._walked = True
+        if len(self._containers) >= _CGROUPS_KEPT:
+            self._containers.clear()
+        with contextlib.suppress(FeatureMissing, KernelFactError):  # no cgroup v2: no ids
+            self._containers.update(container_ids())
+        # an id the walk did not find is in no container, or its cgroup is gone already
+        return self._containers.setdefault(cgroup_id, "")
+
+
+_Feed = tuple[EventSpec, Callable[[int, bytes], tuple[ArgValue, ...]], str]
+
+
+def _feed(spec: EventSpec, task_context: bool) -> _Feed:
+    """How an event's records decode: its args, and the syscall they come from ("" for a
+    tracepoint's)."""
+    if spec.tracepoint is not None and task_context:
+        return spec, spec.tracepoint.decode_args, ""
+    return spec, spec.decode_args, spec.feed.syscall
 
 
 def _timestamp(event: Event) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from contextlib import ExitStack
 from pathlib import Path
 
-from bpf_bytecode.programs.follow import follow_forks, forget_exits
+from bpf_bytecode.programs.follow import follow_forks, forget_frees
 from kernel_compat import read_tracepoint_format
 from rawtrace.attach.tracepoint import attach_tracepoint
 from rawtrace.bpf import MapType, ProgType
@@ -43,9 +43,14 @@ def follow_tree(pid: int, tracefs: Path, resources: ExitStack, links: ExitStack)
             follow_forks(followed.fileno(), fork.field("child_pid").offset),
         )
     )
-    exits = resources.enter_context(
-        load_program("forget_exits", ProgType.TRACEPOINT, forget_exits(followed.fileno()))
+    free = read_tracepoint_format(tracefs, "sched", "sched_process_free")
+    frees = resources.enter_context(
+        load_program(
+            "forget_frees",
+            ProgType.TRACEPOINT,
+            forget_frees(followed.fileno(), free.field("pid").offset),
+        )
     )
     links.callback(attach_tracepoint(forks, tracefs, "sched", "sched_process_fork").close)
-    links.callback(attach_tracepoint(exits, tracefs, "sched", "sched_process_exit").close)
+    links.callback(attach_tracepoint(frees, tracefs, "sched", "sched_process_free").close)
     return followed

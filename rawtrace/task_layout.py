@@ -24,6 +24,12 @@ def _u32(member: Member) -> int:
     return member.offset
 
 
+def _u64(member: Member) -> int:
+    if member.size != 8 or member.bitfield:
+        raise KernelFactError(f"{member.name} is {member.type_name}, not 8 bytes, in this BTF")
+    return member.offset
+
+
 def layout_from_btf(btf: Btf) -> TaskLayout:
     numbers = btf.field("pid", "numbers")
     return TaskLayout(
@@ -40,6 +46,10 @@ def layout_from_btf(btf: Btf) -> TaskLayout:
         upid_nr=_u32(btf.field("upid", "nr")),
         upid_ns=_pointer(btf.field("upid", "ns")),
         pid_ns_inum=_u32(btf.field("pid_namespace", "ns.inum")),
+        task_exit_code=_u32(btf.field("task_struct", "exit_code")),
+        task_signal=_pointer(btf.field("task_struct", "signal")),
+        signal_live=_u32(btf.field("signal_struct", "live.counter")),
+        task_start_time=_u64(btf.field("task_struct", "start_time")),
     )
 
 

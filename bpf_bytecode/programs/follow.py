@@ -2,10 +2,14 @@
 of a followed process and shrinks at every exit, so filters can ask "is the caller in the tree?".
 
     sched:sched_process_fork   runs in the parent: if followed[parent tgid], followed[child] = it
-    sched:sched_process_exit   runs in the exiting task: delete followed[tid]
+    sched:sched_process_free   when a task is freed, after its exit was reaped: delete
+                               followed[tid]
 
 A new thread is entered too (the tracepoint cannot tell it from a process); it is removed when
-it exits, like a process.
+it is freed, like a process. Freed, not exited: the exit event's own program on
+sched_process_exit (process_exit.py) still filters on the map, and runs after this module's,
+which is attached first. The tid is freed before (an RCU grace period): a new task could only
+reuse it in that moment once the whole pid space has wrapped.
 """
 
 from __future__ import annotations
@@ -60,11 +64,12 @@ def follow_forks(followed_fd: int, child_pid_offset: int) -> list[Item]:
     ]
 
 
-def forget_exits(followed_fd: int) -> list[Item]:
-    """On sched_process_exit: the exiting thread leaves the map (if it was there)."""
+def forget_frees(followed_fd: int, pid_offset: int) -> list[Item]:
+    """On sched_process_free, whose `pid` field (the tid) is at `pid_offset`: the freed task
+    leaves the map (if it was there). It runs in no task of its own (an RCU callback)."""
     return [
-        call(Helper.GET_CURRENT_PID_TGID),
-        stxw(R10, CHILD, R0),  # the low half: the tid
+        ldxw(R0, R1, pid_offset),
+        stxw(R10, CHILD, R0),
         ld_map_fd(R1, followed_fd),
         mov64_reg(R2, R10),
         add64_imm(R2, CHILD),

@@ -11,6 +11,9 @@ trusting a pointer the verifier cannot see into.
     ns pid       task->group_leader->thread_pid->numbers[level].nr
     ns ppid      task->real_parent->group_leader->thread_pid->numbers[level].nr, or 0 when the
                  parent lives in an ancestor namespace, where the task cannot see it
+
+The exit event's program (process_exit.py) reads task->exit_code, task->signal->live and
+task->group_leader->start_time with the same offsets and read_field.
 """
 
 from __future__ import annotations
@@ -55,6 +58,11 @@ class TaskLayout:
     upid_nr: int
     upid_ns: int
     pid_ns_inum: int
+    # for the exit event (process_exit.py)
+    task_exit_code: int
+    task_signal: int
+    signal_live: int
+    task_start_time: int
 
 
 @dataclass(frozen=True)
@@ -73,7 +81,7 @@ SCRATCH_SIZE = 32
 """Stack bytes the walk needs at the `scratch` offset it is given."""
 
 
-def _read(dst: int, size: int, base_slot: int, offset: int) -> list[Item]:
+def read_field(dst: int, size: int, base_slot: int, offset: int) -> list[Item]:
     """*(r10 + dst) = size bytes at (*(u64 *)(r10 + base_slot) + offset), read from the kernel."""
     return [
         mov64_reg(R1, R10),
@@ -113,30 +121,30 @@ def read_task_fields(layout: TaskLayout, out: TaskFields, scratch: int) -> list[
         call(Helper.GET_CURRENT_TASK),
         stxdw(R10, task, R0),
         # host ppid
-        *_read(ptr, 8, task, layout.task_real_parent),
-        *_read(out.host_ppid, 4, ptr, layout.task_tgid),
+        *read_field(ptr, 8, task, layout.task_real_parent),
+        *read_field(out.host_ppid, 4, ptr, layout.task_tgid),
         # mount namespace
-        *_read(ptr, 8, task, layout.task_nsproxy),
-        *_read(ptr, 8, ptr, layout.nsproxy_mnt_ns),
-        *_read(out.mnt_ns, 4, ptr, layout.mnt_ns_inum),
+        *read_field(ptr, 8, task, layout.task_nsproxy),
+        *read_field(ptr, 8, ptr, layout.nsproxy_mnt_ns),
+        *read_field(out.mnt_ns, 4, ptr, layout.mnt_ns_inum),
         # the task's own pid: its level, nr there, and that namespace
-        *_read(ptr, 8, task, layout.task_thread_pid),
+        *read_field(ptr, 8, task, layout.task_thread_pid),
         stw(R10, level, 0),
-        *_read(level, 4, ptr, layout.pid_level),
+        *read_field(level, 4, ptr, layout.pid_level),
         *_read_upid_field(out.ns_tid, 4, ptr, level, layout.upid_nr, layout),
         *_read_upid_field(ptr, 8, ptr, level, layout.upid_ns, layout),
-        *_read(out.pid_ns, 4, ptr, layout.pid_ns_inum),
+        *read_field(out.pid_ns, 4, ptr, layout.pid_ns_inum),
         # the thread group leader's pid at the same level
-        *_read(ptr, 8, task, layout.task_group_leader),
-        *_read(ptr, 8, ptr, layout.task_thread_pid),
+        *read_field(ptr, 8, task, layout.task_group_leader),
+        *read_field(ptr, 8, ptr, layout.task_thread_pid),
         *_read_upid_field(out.ns_pid, 4, ptr, level, layout.upid_nr, layout),
         # the parent's, if it is visible from the task's namespace
         stw(R10, out.ns_ppid, 0),
-        *_read(ptr, 8, task, layout.task_real_parent),
-        *_read(ptr, 8, ptr, layout.task_group_leader),
-        *_read(ptr, 8, ptr, layout.task_thread_pid),
+        *read_field(ptr, 8, task, layout.task_real_parent),
+        *read_field(ptr, 8, ptr, layout.task_group_leader),
+        *read_field(ptr, 8, ptr, layout.task_thread_pid),
         stw(R10, parent_level, 0),
-        *_read(parent_level, 4, ptr, layout.pid_level),
+        *read_field(parent_level, 4, ptr, layout.pid_level),
         ldxw(R1, R10, level),
         ldxw(R2, R10, parent_level),
         jgt_reg(R1, R2, "parent_unseen"),

@@ -6,7 +6,13 @@ from pathlib import Path
 import pytest
 
 from kernel_compat import FeatureMissing
-from kernel_compat.cgroups import cgroup2_mountpoint, cgroup_id, container_cgroups, container_id
+from kernel_compat.cgroups import (
+    cgroup2_mountpoint,
+    cgroup_id,
+    container_cgroups,
+    container_id,
+    container_ids,
+)
 
 DOCKER = "0123456789abcdef" * 4
 
@@ -65,3 +71,16 @@ def test_no_cgroup2(tmp_path: Path) -> None:
 
 def test_this_machine_has_cgroup2() -> None:
     assert cgroup2_mountpoint().is_dir()
+
+
+def test_container_ids_cover_a_container_and_its_subgroups(tmp_path: Path) -> None:
+    cgroupfs = _fake_cgroupfs(tmp_path)
+    docker = cgroupfs / f"system.slice/docker-{DOCKER}.scope"
+    (docker / "init").mkdir()
+    (cgroupfs / "user.slice").mkdir()
+    found = container_ids(tmp_path)
+    assert found == {
+        os.stat(docker).st_ino: DOCKER,
+        os.stat(docker / "init").st_ino: DOCKER,
+        os.stat(cgroupfs / f"system.slice/docker-{'f' * 64}.scope").st_ino: "f" * 64,
+    }

@@ -1,0 +1,162 @@
+"""The exit event's program on sched:sched_process_exit: one record when a process ends, with the
+status its parent will be told.
+
+The tracepoint fires in every exiting thread, after do_exit() has set task->exit_code (the wait
+status: the code << 8, or the signal, | 0x80 for a core dump) and taken the thread off
+signal->live. The process ends with the thread that brought live to 0 ("group dead"):
+
+    the tracepoint's group_dead field   where the format has it (6.18 does): exact
+    signal->live == 0, through BTF      before that. A thread that left live earlier can reach
+                                        the tracepoint after the last one (exit_mm() lay
+                                        between them until the field came) and read 0 too, so
+                                        each process is reported once: a BPF_NOEXIST insert
+                                        keyed by the process (tgid, its leader's start_time)
+                                        into an LRU hash succeeds for the first only.
+
+Every thread of an exit_group() or of a fatal signal ends with the group's status, so the
+last one's exit_code is the process's. Only when each thread ends with the exit syscall on its
+own does the parent see the leader's code, which may differ from the last thread's.
+
+The record and its filters are the syscall programs' (syscall.send_record), on syscall.py's
+stack frame; this program's own slots lie in the frame's argument area, which it has no other
+use for. The tail is 8 bytes: u32 task->exit_code, u32 0. The return value and start time
+are 0: no call returns here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+from bpf_bytecode.asm import (
+    add64_imm,
+    call,
+    exit_,
+    jeq_imm,
+    jne_imm,
+    label,
+    ld_map_fd,
+    ldxb,
+    ldxdw,
+    ldxw,
+    mov64_imm,
+    mov64_reg,
+    rsh64_imm,
+    stw,
+    stxdw,
+    stxw,
+)
+from bpf_bytecode.helpers import Helper
+from bpf_bytecode.insn import Item
+from bpf_bytecode.opcodes import Reg
+from bpf_bytecode.programs import record
+from bpf_bytecode.programs.filters import Filters, task_filters
+from bpf_bytecode.programs.output import Output
+from bpf_bytecode.programs.syscall import ARGS, KEY, Tail, scratch_value, send_record
+from bpf_bytecode.programs.task import TaskLayout, read_field
+
+R0, R1, R2, R3, R4 = Reg.R0, Reg.R1, Reg.R2, Reg.R3, Reg.R4
+R6, R7, R8, R9, R10 = Reg.R6, Reg.R7, Reg.R8, Reg.R9, Reg.R10
+
+BPF_NOEXIST = 1  # map update flag: only create
+
+TASK = ARGS  # the current task
+PTR = TASK + 8  # a pointer on the way
+LIVE = PTR + 8  # signal->live (u32)
+PROCESS = LIVE + 8  # the reported map's key: tgid (u32), 0 (u32), the leader's start_time
+SEEN = PROCESS + 16  # its value (u32)
+TAIL_SIZE = 8
+REPORTED_KEY_SIZE, REPORTED_VALUE_SIZE = 16, 4
+
+
+@dataclass(frozen=True)
+class GroupDeadField:
+    """The tracepoint says whether the group is dead: a bool at `offset` in its context."""
+
+    offset: int
+
+
+@dataclass(frozen=True)
+class LastThread:
+    """It does not: signal->live == 0, each process sent once through `reported_fd`, an LRU
+    hash of REPORTED_KEY_SIZE-byte keys and REPORTED_VALUE_SIZE-byte values."""
+
+    reported_fd: int
+
+
+ProcessEnd = Union[GroupDeadField, LastThread]
+
+
+def _group_dead_field(end: ProcessEnd) -> list[Item]:
+    if not isinstance(end, GroupDeadField):
+        return []
+    return [ldxb(R1, R6, end.offset), jeq_imm(R1, 0, "out")]
+
+
+def _last_thread(end: ProcessEnd, task: TaskLayout) -> list[Item]:
+    """With pid_tgid in r8 and the task at TASK: on to the record only for the thread that
+    ended the process, and only once."""
+    if not isinstance(end, LastThread):
+        return []
+    return [
+        *read_field(PTR, 8, TASK, task.task_signal),
+        *read_field(LIVE, 4, PTR, task.signal_live),
+        jne_imm(R0, 0, "out"),  # a fault would read as 0: no guessing
+        ldxw(R1, R10, LIVE),
+        jne_imm(R1, 0, "out"),
+        mov64_reg(R1, R8),
+        rsh64_imm(R1, 32),
+        stxw(R10, PROCESS, R1),
+        stw(R10, PROCESS + 4, 0),
+        *read_field(PTR, 8, TASK, task.task_group_leader),
+        *read_field(PROCESS + 8, 8, PTR, task.task_start_time),
+        stw(R10, SEEN, 1),
+        ld_map_fd(R1, end.reported_fd),
+        mov64_reg(R2, R10),
+        add64_imm(R2, PROCESS),
+        mov64_reg(R3, R10),
+        add64_imm(R3, SEEN),
+        mov64_imm(R4, BPF_NOEXIST),
+        call(Helper.MAP_UPDATE_ELEM),
+        jne_imm(R0, 0, "out"),  # -EEXIST: another thread of it was first
+    ]
+
+
+def process_exit(
+    *,
+    end: ProcessEnd,
+    output: Output,
+    event_id: int,
+    filters: Filters,
+    task: TaskLayout,
+    tail: Tail,
+) -> list[Item]:
+    """On sched_process_exit: send the record of a process that ended, with its exit_code in the
+    tail (`tail` is TAIL_SIZE bytes)."""
+    if tail.size != TAIL_SIZE:
+        raise ValueError(f"the exit tail is {TAIL_SIZE} bytes, not {tail.size}")
+    at = record.SYSCALL_RECORD.size
+    return [
+        mov64_reg(R6, R1),
+        *_group_dead_field(end),
+        call(Helper.GET_CURRENT_PID_TGID),
+        mov64_reg(R8, R0),
+        *task_filters(filters, R8, KEY, "out"),
+        call(Helper.GET_CURRENT_TASK),
+        stxdw(R10, TASK, R0),
+        *_last_thread(end, task),
+        *scratch_value(tail, R9),
+        mov64_reg(R1, R9),
+        add64_imm(R1, at),
+        mov64_imm(R2, 4),
+        ldxdw(R3, R10, TASK),
+        add64_imm(R3, task.task_exit_code),
+        call(Helper.PROBE_READ_KERNEL),
+        stw(R9, at + 4, 0),
+        mov64_imm(R7, 0),
+        mov64_imm(R9, 0),
+        *send_record(output, event_id, filters, task, tail),
+        label("out"),
+        mov64_imm(R0, 0),
+        exit_(),
+    ]
