@@ -8,6 +8,7 @@
 
 from rawtrace.errors import KernelFeatureMissing, PermissionMissing, RawtraceError, VerifierError
 from rawtrace.event import Arg, Event
+from rawtrace.summary import ProcessTree
 from rawtrace.tracer import Tracer, TraceStats, trace
 
 __version__ = "0.1.0"
@@ -17,6 +18,7 @@ __all__ = [
     "Event",
     "KernelFeatureMissing",
     "PermissionMissing",
+    "ProcessTree",
     "RawtraceError",
     "TraceStats",
     "Tracer",

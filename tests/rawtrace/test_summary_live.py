@@ -1,0 +1,78 @@
+"""`rawtrace trace vfork --summary -- COMMAND`: the process tree of a real command, three levels
+deep, with forks, vforks, execs and exit codes, while only the vfork events are printed."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.live
+
+# level 2: dash vforks python (and execs it), forks a subshell that exits 3;
+# level 3: python forks a child that exits 5, then vforks /bin/true (subprocess)
+SHELL = 'echo sh $$; "$PYTHON" -c "$SCRIPT"; (exit 3); exit 6'
+SCRIPT = """
+import os, subprocess, sys
+print("python", os.getpid(), flush=True)
+pid = os.fork()
+if pid == 0:
+    os._exit(5)
+os.waitpid(pid, 0)
+true = subprocess.Popen(["/bin/true"])
+true.wait()
+print("forked", pid, "true", true.pid, flush=True)
+sys.exit(4)
+"""
+LINE = re.compile(r"^(?P<indent>[│├└─ ]*)(?P<pid>\d+) (?P<comm>\S+): (?P<rest>.*)$")
+DURATION = re.compile(r"\d+\.\d{3} m?s")
+
+
+def test_summary_tree_of_a_command(tmp_path: Path) -> None:
+    events_file = tmp_path / "events.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "rawtrace", "trace", "vfork", "--summary", "--json",
+         "-o", str(events_file), "--", "/bin/sh", "-c", SHELL],
+        env={**os.environ, "PYTHON": sys.executable, "SCRIPT": SCRIPT},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 6, result.stderr
+    said = dict(line.split(" ", 1) for line in result.stdout.splitlines())
+    shell, python = int(said["sh"]), int(said["python"])
+    forked, true = (int(word) for word in said["forked"].split()[::2])
+
+    stderr = result.stderr.splitlines()
+    at = stderr.index("rawtrace: process tree")
+    tree = [LINE.match(line) for line in stderr[at + 1 : -1]]
+    assert all(tree), stderr
+    rows = [
+        (m["indent"], int(m["pid"]), m["comm"], DURATION.sub("T", m["rest"]))
+        for m in tree
+        if m is not None
+    ]
+    subshell = rows[-1][1]
+    assert rows == [
+        ("", shell, "sh", "exec /bin/sh, exit 6"),
+        ("├─", python, "python3",
+         f"vfork (held the parent T), exec {sys.executable}, exit 4, lived T"),
+        ("│ ├─", forked, "python3", "clone, exit 5, lived T"),
+        ("│ └─", true, "true", "vfork (held the parent T), exec /bin/true, exit 0, lived T"),
+        ("└─", subshell, "sh", "clone, exit 3, lived T"),
+    ]  # fmt: skip
+    assert subshell not in {shell, python, forked, true}
+
+    # only the vfork events are printed, though the summary traced every lifecycle event
+    events = [json.loads(line) for line in events_file.read_text().splitlines()]
+    assert [(e["eventName"], e["processId"], e["returnValue"]) for e in events] == [
+        ("vfork", shell, python),
+        ("vfork", python, true),
+    ]
+    # what the tree was built from: 2 vforks, 2 clones, 3 execs and 5 exits
+    assert re.fullmatch(r"rawtrace: 2 events, 0 lost .*; 12 read from the rings", stderr[-1])
