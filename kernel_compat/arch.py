@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from .errors import FeatureMissing
 
-__all__ = ["PtRegs", "pt_regs_layout", "syscall_number"]
+__all__ = ["PtRegs", "exits_seen_as", "pt_regs_layout", "syscall_number"]
 
 # Only the syscalls rawtrace traces (arch/x86/entry/syscalls/syscall_64.tbl,
 # include/uapi/asm-generic/unistd.h). The generic table, used by arm64 and riscv, has no vfork
@@ -79,6 +79,18 @@ def syscall_number(syscall: str, machine: str | None = None) -> int:
         if arch in _SYSCALL_NUMBERS:
             raise FeatureMissing(f"{arch} has no {syscall} syscall") from None
         raise FeatureMissing(f"rawtrace does not know the syscall numbers of {arch}") from None
+
+
+# A successful execveat on x86_64 returns into the new program with orig_ax holding execve's
+# number, so the syscall exit tracepoints (and raw sys_exit) report it as execve's exit: seen
+# with tracefs, `sys_execveat(...)` then `sys_execve -> 0x0` from the same task.
+_EXITS_SEEN_AS = {"x86_64": {"execveat": ("execve",)}}
+
+
+def exits_seen_as(syscall: str, machine: str | None = None) -> tuple[str, ...]:
+    """The other syscalls whose exit a successful `syscall` is reported as on `machine`."""
+    arch = platform.machine() if machine is None else machine
+    return _EXITS_SEEN_AS.get(arch, {}).get(syscall, ())
 
 
 def pt_regs_layout(machine: str | None = None) -> PtRegs:

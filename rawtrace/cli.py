@@ -23,10 +23,13 @@ from kernel_compat import online_cpus
 from rawtrace import plan
 from rawtrace.command import HeldCommand
 from rawtrace.errors import RawtraceError, VerifierError
-from rawtrace.events import CATALOGUE
+from rawtrace.event import Event
+from rawtrace.events import CATALOGUE, lookup
 from rawtrace.features import collect, format_table, runtime
 from rawtrace.output import JsonWriter, TableWriter
 from rawtrace.perf_reader import DEFAULT_PAGES
+from rawtrace.stalls import STALL_EVENT_NAME
+from rawtrace.summary import ProcessTree, with_summary_events
 from rawtrace.tracer import Tracer
 from rawtrace.transport import AUTO, TRANSPORTS, pages_within
 
@@ -61,7 +64,21 @@ def _parser() -> argparse.ArgumentParser:
     trace.add_argument("--json", action="store_true", help="NDJSON in Tracee's event shape")
     trace.add_argument("-o", "--output", metavar="FILE", help="write events to FILE")
     trace.add_argument("--quiet", action="store_true", help="no summary on stderr at the end")
+    trace.add_argument(
+        "--summary",
+        action="store_true",
+        help="at the end, print the tree of the processes seen to stderr (how each began, what "
+        "it exec'd, its exit, its lifetime), even with --quiet; traces the lifecycle events it "
+        "needs besides EVENTS, and prints only EVENTS",
+    )
     trace.add_argument("--duration", type=_positive_float, metavar="S", help="stop after S s")
+    trace.add_argument(
+        "--stall-ms",
+        type=_positive_float,
+        metavar="N",
+        help="report a vfork_stall event when a vfork (or a clone with CLONE_VFORK) child has "
+        "held its parent for N ms without exec or exit, while it still holds it",
+    )
     trace.add_argument(
         "--buffer",
         type=_size,
@@ -174,6 +191,10 @@ def _run_trace(args: argparse.Namespace, out: TextIO) -> int:
     if warning:
         print(warning, file=sys.stderr)
     stop = _StopSignal()
+    shown = [spec.name for spec in lookup(args.events)]
+    printed = [*shown, STALL_EVENT_NAME]  # --summary's own events are not printed
+    tree = ProcessTree() if args.summary else None
+    written = 0
     deadline = None if args.duration is None else time.monotonic() + args.duration
     with contextlib.ExitStack() as stack:
         # Events own standard output unless they go to a file: COMMAND writes to stderr then.
@@ -183,7 +204,7 @@ def _run_trace(args: argparse.Namespace, out: TextIO) -> int:
             command = stack.enter_context(HeldCommand(args.command, command_out))
         tracer = stack.enter_context(
             Tracer(
-                args.events,
+                with_summary_events(shown) if tree else shown,
                 pid=args.pid,
                 tid=args.tid,
                 uid=args.uid,
@@ -191,6 +212,7 @@ def _run_trace(args: argparse.Namespace, out: TextIO) -> int:
                 cgroup=args.cgroup,
                 container=args.container,
                 follow=command.pid if command else args.follow,
+                stall_ms=args.stall_ms,
                 pages=DEFAULT_PAGES
                 if args.buffer is None
                 else pages_within(args.buffer, len(online_cpus())),
@@ -209,24 +231,43 @@ def _run_trace(args: argparse.Namespace, out: TextIO) -> int:
         if command:
             command.release()
         while not stop.received and (deadline is None or time.monotonic() < deadline):
-            for event in tracer.read(timeout=0.1):
-                writer.write(event)
+            written += _write(tracer.read(timeout=0.1), writer, tree, printed)
             out.flush()
             if command and command.finished():
                 break
         tracer.stop()
-        for event in tracer:  # what the rings still hold after detaching
-            writer.write(event)
+        written += _write(list(tracer), writer, tree, printed)  # what the rings still hold
         out.flush()
         stats = tracer.stats()
         status = command.wait() if command else 0
+    if tree is not None:
+        print("rawtrace: process tree", file=sys.stderr)
+        sys.stderr.write(tree.render())
     if not args.quiet:
         per_cpu = ", ".join(f"cpu{c}: {n}" for c, n in sorted(stats.lost_per_cpu.items()))
         # Probe misses are unknown where the kernel keeps them to itself (kprobe PMU before 6.7).
         missed = "unknown" if stats.missed is None else stats.missed
         lost = f"{stats.lost} lost ({per_cpu}; probe misses: {missed})"
-        print(f"rawtrace: {stats.delivered} events, {lost}", file=sys.stderr)
+        # The summary's events and filters applied in user space leave the rings unprinted.
+        read = f"; {stats.delivered} read from the rings" if stats.delivered != written else ""
+        print(f"rawtrace: {written} events, {lost}{read}", file=sys.stderr)
     return status
+
+
+def _write(
+    events: list[Event],
+    writer: JsonWriter | TableWriter,
+    tree: ProcessTree | None,
+    printed: Sequence[str],
+) -> int:
+    """Write the events the user asked for, once the tree (with --summary) has seen them all;
+    how many were written."""
+    if tree is not None:
+        tree.add_all(events)
+        events = [event for event in events if event.event_name in printed]
+    for event in events:
+        writer.write(event)
+    return len(events)
 
 
 def _run_features(args: argparse.Namespace, out: TextIO) -> None:

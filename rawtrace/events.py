@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from bpf_bytecode.programs.capture import ARG_SIZE, ARGV_MAX, PATH_SIZE, Capture, ExecStrings
+from bpf_bytecode.programs.syscall import tail_size
+from bpf_bytecode.programs.vfork import BLOCK, RELEASED, Cause, HeldWhen
 from rawtrace.errors import RawtraceError
 from rawtrace.event import ArgValue, kernel_string
 
@@ -34,6 +36,17 @@ class SyscallFeed:
 
 
 @dataclass(frozen=True)
+class TracepointFeed:
+    """Fed by a kernel tracepoint (tracefs events/<category>/<name>) whatever the attach family,
+    where its program can run: it reads the task through BTF (rawtrace/attach/sched.py). Its
+    records' tail decodes with `decode_args`. Without BTF the event's syscall feed serves."""
+
+    category: str
+    name: str
+    decode_args: Callable[[int, bytes], tuple[ArgValue, ...]]
+
+
+@dataclass(frozen=True)
 class EventSpec:
     name: str
     event_id: int  # Tracee's id; for syscalls it is the x86-64 syscall number
@@ -44,10 +57,17 @@ class EventSpec:
     decode_args: Callable[[int, bytes], tuple[ArgValue, ...]]
     description: str
     capture: Capture | None = None  # what the entry keeps for the tail; None: no tail
+    # a call that can hold its parent until the child execs or exits (vfork.py): its tail
+    # ends with the hold time and what released the parent
+    holds: HeldWhen | None = None
 
+    @property
+    def tail_size(self) -> int:
+        """The bytes its records carry after the fixed record (padding aside)."""
+        return 0 if self.capture is None else tail_size(self.capture, self.holds is not None)
 
-def _child_pid(ret: int, tail: bytes) -> tuple[ArgValue, ...]:
-    return (ret if ret > 0 else 0,)
+    # where the kernel has BTF, a tracepoint feeds the event instead of `feed`
+    tracepoint: TracepointFeed | None = None
 
 
 def _no_args(ret: int, tail: bytes) -> tuple[ArgValue, ...]:
@@ -57,15 +77,6 @@ def _no_args(ret: int, tail: bytes) -> tuple[ArgValue, ...]:
 def _raw_layout(args: tuple[ArgSpec, ...]) -> struct.Struct:
     """The raw args, a u64 each; an int is the slot's low half, signed."""
     return struct.Struct("<" + "".join("i4x" if arg.type == "int" else "Q" for arg in args))
-
-
-def _raw(args: tuple[ArgSpec, ...]) -> Callable[[int, bytes], tuple[ArgValue, ...]]:
-    layout = _raw_layout(args)
-
-    def decode(ret: int, tail: bytes) -> tuple[ArgValue, ...]:
-        return tuple(layout.unpack_from(tail))
-
-    return decode
 
 
 _STRINGS_HEAD = struct.Struct("<II")  # argc, truncated
@@ -97,6 +108,58 @@ def _exec(
     return decode
 
 
+# rawtrace's own, after a holding call's args: how long the parent was suspended, what
+# released it, and that release's path, exit code or signal (None where it does not apply)
+_HOLD_ARGS = (
+    ArgSpec("hold_ns", "u64"),
+    ArgSpec("released_by", "const char*"),
+    ArgSpec("exec_path", "const char*"),
+    ArgSpec("exit_code", "int"),
+    ArgSpec("signal_code", "int"),
+)
+_RELEASED_BY = {
+    Cause.UNKNOWN: "unknown",
+    Cause.EXECVE: "execve",
+    Cause.EXECVEAT: "execveat",
+    Cause.EXIT: "exit",
+    Cause.SIGNAL: "signal",
+}
+_BLOCK_HEAD = struct.Struct("<QIi")  # hold_ns, cause, code: BLOCK's fields, the path after
+
+
+def _hold(block: bytes, at: int) -> tuple[ArgValue, ...]:
+    """The _HOLD_ARGS from the BLOCK at `at`; all None for a call that held nothing."""
+    hold_ns, cause, code = _BLOCK_HEAD.unpack_from(block, at)
+    cause &= ~RELEASED
+    if hold_ns == 0:
+        return (None,) * len(_HOLD_ARGS)
+    path = None
+    if cause in (Cause.EXECVE, Cause.EXECVEAT):
+        path = kernel_string(block[at + _BLOCK_HEAD.size : at + BLOCK.size])
+    return (
+        hold_ns,
+        _RELEASED_BY.get(cause, "unknown"),
+        path,
+        code if cause == Cause.EXIT else None,
+        code if cause == Cause.SIGNAL else None,
+    )
+
+
+def _vfork(ret: int, tail: bytes) -> tuple[ArgValue, ...]:
+    return (ret if ret > 0 else 0, *_hold(tail, 0))
+
+
+def _clone(args: tuple[ArgSpec, ...]) -> Callable[[int, bytes], tuple[ArgValue, ...]]:
+    """clone(3)'s raw args, whether it held its parent (CLONE_VFORK), and the hold."""
+    layout = _raw_layout(args)
+
+    def decode(ret: int, tail: bytes) -> tuple[ArgValue, ...]:
+        hold = _hold(tail, layout.size)
+        return (*layout.unpack_from(tail), hold[0] is not None, *hold)
+
+    return decode
+
+
 _CHILD_PID = (ArgSpec("pid", "pid_t"),)
 _CLONE_ARGS: tuple[ArgSpec, ...] = (
     ArgSpec("flags", "unsigned long"),
@@ -121,15 +184,41 @@ _EXECVEAT_ARGS = (
     ArgSpec("flags", "int"),
 )
 _CLONE3_ARGS = (ArgSpec("cl_args", "struct clone_args*"), ArgSpec("size", "size_t"))
-_EXIT_ARGS = (ArgSpec("status", "int"),)
+# rawtrace's own: the call had CLONE_VFORK, so the hold args that follow apply
+_VFORK_FLAG = ArgSpec("vfork", "bool")
+# Tracee's sched_process_exit args, and rawtrace's own core_dumped
+_EXIT_ARGS = (
+    ArgSpec("exit_code", "int"),
+    ArgSpec("signal_code", "int"),
+    ArgSpec("core_dumped", "bool"),
+)
+_EXIT_STATUS = struct.Struct("<i4x")  # an int in a u64 slot (process_exit.py's tail is one too)
+
+
+def _wait_status(ret: int, tail: bytes) -> tuple[ArgValue, ...]:
+    """From task->exit_code, a wait status: the code << 8, or the signal | 0x80 (core dump)."""
+    (status,) = _EXIT_STATUS.unpack_from(tail)
+    return ((status >> 8) & 0xFF, status & 0x7F, bool(status & 0x80))
+
+
+def _exit_group_status(ret: int, tail: bytes) -> tuple[ArgValue, ...]:
+    """From exit_group()'s argument: the parent sees its low byte. No signal is seen this way:
+    signal_code -1 and core_dumped None say so."""
+    (status,) = _EXIT_STATUS.unpack_from(tail)
+    return (status & 0xFF, -1, None)
+
 
 VFORK = EventSpec(
     name="vfork",
     event_id=58,
-    args=_CHILD_PID,
+    args=(*_CHILD_PID, *_HOLD_ARGS),
     feed=SyscallFeed("vfork", skip_child_return=True),
-    decode_args=_child_pid,
-    description="vfork(): the parent's return, with the child's pid (0 on failure)",
+    decode_args=_vfork,
+    description="vfork(): the parent's return, with the child's pid (0 on failure), how long "
+    "the parent was held, and what released it: the child's execve (path) or exit (code, "
+    "signal)",
+    capture=Capture(),
+    holds=HeldWhen.ALWAYS,
 )
 FORK = EventSpec(
     name="fork",
@@ -142,20 +231,24 @@ FORK = EventSpec(
 CLONE = EventSpec(
     name="clone",
     event_id=56,
-    args=_CLONE_ARGS,
+    args=(*_CLONE_ARGS, _VFORK_FLAG, *_HOLD_ARGS),
     feed=SyscallFeed("clone", skip_child_return=True),
-    decode_args=_raw(_CLONE_ARGS),
-    description="clone(): the parent's return; the child's tid is the return value",
+    decode_args=_clone(_CLONE_ARGS),
+    description="clone(): the parent's return; the child's tid is the return value; with "
+    "CLONE_VFORK (posix_spawn) also vfork's hold time and release",
     capture=Capture(arg_count=5),
+    holds=HeldWhen.CLONE_FLAGS,
 )
 CLONE3 = EventSpec(
     name="clone3",
     event_id=435,
-    args=_CLONE3_ARGS,
+    args=(*_CLONE3_ARGS, _VFORK_FLAG, *_HOLD_ARGS),
     feed=SyscallFeed("clone3", skip_child_return=True),
-    decode_args=_raw(_CLONE3_ARGS),
-    description="clone3(): the parent's return; the child's tid is the return value",
+    decode_args=_clone(_CLONE3_ARGS),
+    description="clone3(): the parent's return; the child's tid is the return value; with "
+    "CLONE_VFORK (posix_spawn) also vfork's hold time and release",
     capture=Capture(arg_count=2),
+    holds=HeldWhen.CLONE_ARGS,
 )
 EXECVE = EventSpec(
     name="execve",
@@ -174,19 +267,25 @@ EXECVEAT = EventSpec(
     feed=SyscallFeed("execveat"),
     decode_args=_exec(_EXECVEAT, _EXECVEAT_ARGS),
     # On x86_64 the syscall tracepoints (and raw sys_exit) see a successful execveat return as
-    # execve's (orig_ax is execve's number by then): only the kprobe families report it.
-    description="execveat(): like execve, from a directory fd; its failures (and, with the "
-    "kprobe families, its successes)",
+    # execve's: the families hook that exit too (kernel_compat.arch.exits_seen_as).
+    description="execveat(): like execve, from a directory fd; its return (0: the new "
+    "program runs)",
     capture=Capture(arg_count=5, strings=_EXECVEAT),
 )
+# The id stays exit's (60) and the name "exit"; the args are Tracee's sched_process_exit's.
+# Where the kernel has no BTF, task->exit_code cannot be read: exit_group()'s entry feeds the
+# event instead, so deaths by signal go unseen (and the signal is unknown: -1).
 EXIT = EventSpec(
     name="exit",
     event_id=60,
     args=_EXIT_ARGS,
     feed=SyscallFeed("exit_group", at_entry=True),
-    decode_args=_raw(_EXIT_ARGS),
-    description="a process ends: exit_group() (what exit() and _exit() call), with its status",
+    decode_args=_exit_group_status,
+    description="a process ends (its last thread exits: exit, exit_group or a signal): "
+    "exit_code, signal_code (0: none) and core_dumped, as its parent is told; without BTF "
+    "only exit_group() calls, with signal_code -1",
     capture=Capture(arg_count=1),
+    tracepoint=TracepointFeed("sched", "sched_process_exit", _wait_status),
 )
 
 CATALOGUE: Mapping[str, EventSpec] = {

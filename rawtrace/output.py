@@ -99,7 +99,7 @@ class TableWriter:
     """Aligned columns: TIME PID COMM EVENT RET, then the args as name=value, each value
     spelled as in JSON (so strings from the kernel stay escaped)."""
 
-    HEADER = f"{'TIME':<15} {'PID':>7} {'COMM':<16} {'EVENT':<8} {'RET':>6} ARGS"
+    HEADER = f"{'TIME':<15} {'PID':>7} {'COMM':<16} {'EVENT':<11} {'RET':>6} ARGS"
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
@@ -116,7 +116,7 @@ class TableWriter:
         args = " ".join([f"{a.name}={_cell(a.value)}" for a in event.args])
         self.stream.write(
             f"{self._clock}.{nanos // 1000:06d} {event.process_id:>7} "
-            f"{printable(event.process_name):<16} {event.event_name:<8} "
+            f"{printable(event.process_name):<16} {event.event_name:<11} "
             f"{event.return_value:>6} {args}\n"
         )
 

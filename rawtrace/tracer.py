@@ -25,8 +25,10 @@ from bpf_bytecode.programs.output import Output
 from bpf_bytecode.programs.record import SYSCALL_RECORD
 from bpf_bytecode.programs.syscall import Tail, syscall_enter, syscall_entry_event, syscall_exit
 from bpf_bytecode.programs.task import TaskLayout
+from bpf_bytecode.programs.vfork import Hold, VforkMaps
 from kernel_compat import kernel_release
-from rawtrace.attach import Link, SyscallFamily, total_missed
+from rawtrace.attach import Link, SyscallFamily, detach_all, total_missed
+from rawtrace.attach.sched import attach_tracepoint_fed, syscall_fed
 from rawtrace.bpf import AttachType, MapType, ProgType
 from rawtrace.decode import Decoder
 from rawtrace.errors import RawtraceError
@@ -39,10 +41,14 @@ from rawtrace.perf_reader import DEFAULT_PAGES
 from rawtrace.plan import AUTO, Choice, climb, rungs
 from rawtrace.privileges import require_tracing_capabilities
 from rawtrace.programs import Program, load_program
+from rawtrace.stalls import StallAlarm
 from rawtrace.task_layout import task_layout
 from rawtrace.tracefs import ensure_tracefs
 from rawtrace.transport import AUTO as AUTO_TRANSPORT
 from rawtrace.transport import RingReader, open_transport
+from rawtrace.user_filters import AUTO as AUTO_FILTERS
+from rawtrace.user_filters import UserFilter, check_mode, split_filters
+from rawtrace.vfork_watch import VforkWatch
 
 START_TIMES_ENTRIES = 16384  # threads inside a traced call at once; LRU evicts missed exits
 # An event with a tail keeps it in its start-time map: fewer entries for bigger tails (execve's
@@ -75,7 +81,9 @@ class Tracer:
     `pid`, `tid`, `uid`, `comm`, `cgroup` (a path or an id) and `container` (an id prefix)
     filter in the kernel: each takes one value or several (any of them matches), and kinds
     combine (all must match). `follow` traces a process and every descendant it creates
-    after the start. `attach` forces an attach family (see
+    after the start. `filters_in="user"` applies the other filters to the decoded events
+    instead, as "auto" does for a kind whose helper the kernel lacks, where "kernel" raises
+    (see rawtrace.user_filters). `attach` forces an attach family (see
     rawtrace.plan); by default the first that works is used. `transport` forces perf rings or
     the BPF ring buffer (see rawtrace.transport). `pages` sizes each ring.
 
@@ -95,9 +103,11 @@ class Tracer:
         cgroup: Cgroups = None,
         container: Strs = None,
         follow: int | None = None,
+        stall_ms: float | None = None,
         pages: int = DEFAULT_PAGES,
         attach: str = AUTO,
         transport: str = AUTO_TRANSPORT,
+        filters_in: str = AUTO_FILTERS,
         on_event: Callable[[Event], object] | None = None,
         on_lost: Callable[[int, int], object] | None = None,
     ) -> None:
@@ -108,7 +118,20 @@ class Tracer:
         self.filters = build_filters(
             pid=pid, tid=tid, uid=uid, comm=comm, cgroup=cgroup, container=container
         )
+        check_mode(filters_in)
+        self.filters_in = filters_in  # auto, kernel or user
+        self.filters_in_user_space: tuple[str, ...] = ()  # the kinds filtered after decoding
+        self._user_filter = UserFilter()
         self.follow = follow
+        if stall_ms is not None and stall_ms <= 0:
+            raise RawtraceError(f"a stall threshold of {stall_ms} ms", "give a positive --stall-ms")
+        if stall_ms is not None and not any(spec.holds is not None for spec in self.specs):
+            raise RawtraceError(
+                "a stall alarm watches vfork, clone and clone3, and none of them is traced",
+                "add vfork (or clone, clone3) to the events",
+            )
+        self.stall_ms = stall_ms
+        self._stalls: StallAlarm | None = None
         self.pages = pages
         self.on_event = on_event
         self.on_lost = on_lost  # (cpu, newly lost records), from run()
@@ -147,6 +170,8 @@ class Tracer:
         tracefs = ensure_tracefs()
         task = task_layout()
         self._decoder = Decoder(task_context=task is not None)
+        self.filters, self._user_filter = split_filters(self.filters, self.filters_in)
+        self.filters_in_user_space = self._user_filter.kinds
         if self.follow is not None:
             followed = follow_tree(self.follow, tracefs, self._resources, self._links)
             self.filters = replace(self.filters, followed_fd=followed.fileno())
@@ -159,8 +184,16 @@ class Tracer:
                 name="rawtrace_starts",
             )
         )
+        watch = None
+        if any(spec.holds is not None for spec in self.specs):
+            watch = VforkWatch(self._resources)
+            self._links.callback(detach_all, watch.attach_tracepoints(tracefs))
+            if self.stall_ms is not None:
+                self._stalls = StallAlarm(watch, self.stall_ms)
+        vfork_maps = watch.maps if watch is not None else None
         event_maps = [
-            (spec, _event_maps(spec, start_times, self._resources)) for spec in self.specs
+            (spec, _event_maps(spec, start_times, self._resources, vfork_maps))
+            for spec in syscall_fed(self.specs, task)
         ]
         # The rings exist before any program runs, so the first event already has a place.
         transport = open_transport(self.transport_mode, self._resources, self.pages)
@@ -171,10 +204,17 @@ class Tracer:
         self._resources.callback(os.close, self._wake_write)
         self._poller.register(self._reader.fileno(), select.POLLIN)
         self._poller.register(self._wake_read, select.POLLIN)
+        attach_tracepoint_fed(
+            self.specs, task, tracefs, transport.output, self.filters, self._resources, self._links
+        )
 
         def attach(family: SyscallFamily) -> None:
             # One attempt: what a failed family made is released before the next is tried.
             with ExitStack() as programs, ExitStack() as links:
+                # The watchers go on first and come off last, so that no vfork event of the
+                # trace misses its child's release.
+                watchers = [] if watch is None else watch.attach_releases(family, programs)
+                links.callback(detach_all, watchers)
                 attached = []
                 for spec, maps in event_maps:
                     loader = _SyscallProgramLoader(
@@ -184,7 +224,9 @@ class Tracer:
                     links.callback(link.close)
                     attached.append(link)
                 self._resources.enter_context(programs.pop_all())
-                self._links.enter_context(links.pop_all())
+                links.pop_all()
+                self._links.callback(detach_all, watchers)
+                self._links.callback(detach_all, attached)
                 self._attached = attached
 
         self.attach_choice = climb(self.attach_mode, tracefs, attach)
@@ -266,10 +308,12 @@ class Tracer:
 
     def _drain(self, reader: RingReader) -> list[Event]:
         events = [event for batch in reader.drain() for event in self._decoder.decode(batch)]
+        self._delivered += len(events)  # what left the rings, user-space filters or not
+        if self._stalls is not None:
+            events += self._stalls.check()
         # Each CPU has its own ring: merge them into the order the events happened.
         events.sort(key=_timestamp)
-        self._delivered += len(events)
-        return events
+        return self._user_filter(events) if self.filters_in_user_space else events
 
     def __iter__(self) -> Iterator[Event]:
         """Events as they come, until stop() or close(); after stop(), what the rings still
@@ -357,22 +401,27 @@ class _EventMaps:
     tail: Tail | None
 
 
-def _event_maps(spec: EventSpec, start_times: Map, resources: ExitStack) -> _EventMaps:
+def _event_maps(
+    spec: EventSpec, start_times: Map, resources: ExitStack, vfork: VforkMaps | None
+) -> _EventMaps:
     """Events without a tail share `start_times` (a thread is in one syscall at a time); each
-    event with one gets maps sized for it, owned by `resources`."""
+    event with one gets maps sized for it, owned by `resources`. A call that holds its parent
+    notes holds in the `vfork` maps."""
     if spec.capture is None:
         return _EventMaps(start_times, None)
-    record_size = SYSCALL_RECORD.size + spec.capture.size
+    hold = None
+    if spec.holds is not None and vfork is not None:
+        hold = Hold(vfork, spec.event_id, spec.holds)
     scratch = resources.enter_context(
         Map.create(
             MapType.PERCPU_ARRAY,
             key_size=4,
-            value_size=record_size,
+            value_size=SYSCALL_RECORD.size + spec.tail_size,
             max_entries=1,
             name=f"{spec.name}_record"[:15],
         )
     )
-    tail = Tail(spec.capture, scratch.fileno())
+    tail = Tail(spec.capture, scratch.fileno(), hold)
     if spec.feed.at_entry:
         return _EventMaps(start_times, tail)  # no start to note: the entry sends the record
     value_size = 8 + spec.capture.size

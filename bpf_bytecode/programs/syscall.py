@@ -10,11 +10,11 @@ the syscall's arguments (a SyscallArgs).
 Stack frame (r10 is the frame pointer):
 
     r10 -   8   key: pid_tgid, for the start-time map
-    r10 -  16   the start time, at an entry without a tail
+    r10 -  16   the start time, at an entry without a tail; at exit, a vfork child's tid
     r10 -  20   u32 0: the key of the per-CPU scratch array
     r10 -  32   two 8-byte slots for a capture (capture.Frame)
     r10 -  88   the syscall's six arguments, at an entry with a tail
-    r10 - 184   the 96-byte record
+    r10 - 184   the 96-byte record; at entry, a vfork's hold (vfork.py) is built there
     r10 - 216   scratch for the task walk (task.py)
 
 An event with a tail keeps it, with the start time, in its start-time map's value between entry
@@ -52,6 +52,7 @@ from bpf_bytecode.programs.capture import MAX_ARGS, Capture, Frame, SyscallArgs,
 from bpf_bytecode.programs.filters import NO_FILTERS, Filters, comm_filter, task_filters
 from bpf_bytecode.programs.output import Output, emit_output, emit_output_from
 from bpf_bytecode.programs.task import SCRATCH_SIZE, TaskFields, TaskLayout, read_task_fields
+from bpf_bytecode.programs.vfork import BLOCK, Hold, hold_block, note_hold
 
 R0, R1, R2, R3, R4 = Reg.R0, Reg.R1, Reg.R2, Reg.R3, Reg.R4
 R6, R7, R8, R9, R10 = Reg.R6, Reg.R7, Reg.R8, Reg.R9, Reg.R10
@@ -60,6 +61,7 @@ BPF_ANY = 0  # map update flag: create or replace
 
 KEY = -8
 START = -16
+CHILD = START  # at exit: a vfork child's tid, the key of its release
 ZERO = -20
 SLOT, BYTE = -24, -32
 ARGS = BYTE - 8 * MAX_ARGS
@@ -75,21 +77,31 @@ _TASK_FIELDS = TaskFields(
 )
 
 
+def tail_size(capture: Capture, holds: bool) -> int:
+    """The bytes after the fixed record: the capture, then for a holding call the BLOCK."""
+    return capture.size + (BLOCK.size if holds else 0)
+
+
 @dataclass(frozen=True)
 class Tail:
-    """What an event carries after the fixed record: its capture at entry, and the per-CPU
-    array (one value of record.SYSCALL_RECORD.size + capture.size bytes, key 0) the programs
-    build in."""
+    """What an event carries after the fixed record: its capture at entry, then for a call
+    that can hold its parent (vfork, clone, clone3) the vfork BLOCK written at its return; and
+    the per-CPU array (one value of record_size bytes, key 0) the programs build in."""
 
     capture: Capture
     scratch_fd: int
+    hold: Hold | None = None
+
+    @property
+    def size(self) -> int:
+        return tail_size(self.capture, self.hold is not None)
 
     @property
     def record_size(self) -> int:
-        return record.SYSCALL_RECORD.size + self.capture.size
+        return record.SYSCALL_RECORD.size + self.size
 
 
-def _scratch(tail: Tail, dst: Reg) -> list[Item]:
+def scratch_value(tail: Tail, dst: Reg) -> list[Item]:
     """dst = this CPU's scratch value. Clobbers r0-r5."""
     return [
         stw(R10, ZERO, 0),
@@ -106,7 +118,7 @@ def _capture(args: SyscallArgs, tail: Tail, out: Reg, at: int) -> list[Item]:
     """Build the tail at `out` + at, `out` (r6-r9) being the scratch value."""
     return [
         *load_args(args, tail.capture.arg_count, ARGS),
-        *_scratch(tail, out),
+        *scratch_value(tail, out),
         *tail.capture.build(Frame(ARGS, SLOT, BYTE, out, at)),
     ]
 
@@ -128,8 +140,11 @@ def raw_syscall_enter_match(nr: int) -> list[Item]:
     return [ldxdw(R1, R6, RAW_ARG_1), jne_imm(R1, nr, "out")]
 
 
-def raw_syscall_exit_ret(nr: int, nr_offset: int, nr_size: int, probe_read: Helper) -> list[Item]:
-    """At raw sys_exit: skip every syscall but number `nr`, else load the return value.
+def raw_syscall_exit_ret(
+    nrs: Sequence[int], nr_offset: int, nr_size: int, probe_read: Helper
+) -> list[Item]:
+    """At raw sys_exit: skip every syscall but numbers `nrs` (the syscall's, then any its exit
+    is also reported as), else load the return value.
 
     sys_exit does not pass the number: it is in regs, at `nr_offset` (`nr_size` bytes), read
     with `probe_read` (bpf_probe_read_kernel, or bpf_probe_read before 5.5) into the key slot,
@@ -145,7 +160,9 @@ def raw_syscall_exit_ret(nr: int, nr_offset: int, nr_size: int, probe_read: Help
         call(probe_read),
         jne_imm(R0, 0, "out"),
         load(R1, R10, KEY),
-        jne_imm(R1, nr, "out"),
+        *[jeq_imm(R1, nr, "this_syscall") for nr in nrs[1:]],
+        jne_imm(R1, nrs[0], "out"),
+        label("this_syscall"),
         ldxdw(R7, R6, RAW_ARG_1),
     ]
 
@@ -166,7 +183,7 @@ def syscall_enter(
     tail: Tail | None = None,
 ) -> list[Item]:
     """At entry: start_times[pid_tgid] = now, or with a tail: now and the tail, built from the
-    syscall's `args`."""
+    syscall's `args`; and a call that holds its parent notes the hold (vfork.py)."""
     note: list[Item]
     if tail is None:
         note = [
@@ -197,9 +214,49 @@ def syscall_enter(
         add64_imm(R2, KEY),
         mov64_imm(R4, BPF_ANY),
         call(Helper.MAP_UPDATE_ELEM),
+        *_note_hold(tail, filters),
         label("out"),
         mov64_imm(R0, 0),
         exit_(),
+    ]
+
+
+def _comm(filters: Filters) -> list[Item]:
+    """The record's comm, and the comm filter; clobbers r0-r5."""
+    return [
+        # Some kernels (6.1 among the matrix's) copy the name with strscpy, which
+        # leaves the bytes after it as they were: zero them first, so the name compares (and
+        # is sent) NUL padded, with no stale stack bytes.
+        stdw(R10, REC + record.COMM, 0),
+        stdw(R10, REC + record.COMM + 8, 0),
+        mov64_reg(R1, R10),
+        add64_imm(R1, REC + record.COMM),
+        mov64_imm(R2, record.COMM_SIZE),
+        call(Helper.GET_CURRENT_COMM),
+        *comm_filter(filters, REC + record.COMM, "out"),
+    ]
+
+
+def _note_hold(tail: Tail | None, filters: Filters) -> list[Item]:
+    if tail is None or tail.hold is None:
+        return []
+    # The comm filter runs here too, for the holds map, where user space looks for stalls,
+    # should keep only holds whose events pass. The hold is built before the record's comm.
+    comm = _comm(filters) if filters.comms else []
+    # r8, the start-time value the tail was built in, starts with the start time
+    return [*comm, *note_hold(tail.hold, KEY, R8, ARGS, SLOT, REC)]
+
+
+def _hold_block(tail: Tail | None) -> list[Item]:
+    """The vfork BLOCK, at the end of the scratch record's tail; r9 (the start time) is spilled
+    to the record's slot, where send_record stores it anyway."""
+    if tail is None or tail.hold is None:
+        return []
+    return [
+        stxdw(R10, REC + record.START_TS, R9),
+        *scratch_value(tail, R9),
+        *hold_block(tail.hold.maps, R9, record.SYSCALL_RECORD.size + tail.capture.size, KEY, CHILD),
+        ldxdw(R9, R10, REC + record.START_TS),
     ]
 
 
@@ -225,7 +282,7 @@ def syscall_entry_event(
         call(Helper.KTIME_GET_NS),
         mov64_reg(R9, R0),
         mov64_imm(R7, 0),
-        *_send(output, event_id, filters, task, tail),
+        *send_record(output, event_id, filters, task, tail),
         label("out"),
         mov64_imm(R0, 0),
         exit_(),
@@ -246,11 +303,16 @@ def _start_time(start_times_fd: int, tail: Tail | None) -> list[Item]:
             ldxdw(R9, R0, 0),
             label("start_unknown"),
         ]
+    elif tail.capture.size == 0:  # vfork: a tail only for its BLOCK
+        found = [
+            jeq_imm(R0, 0, "out"),
+            ldxdw(R9, R0, 0),
+        ]
     else:
         found = [
             jeq_imm(R0, 0, "out"),
             mov64_reg(R9, R0),
-            *_scratch(tail, R1),
+            *scratch_value(tail, R1),
             add64_imm(R1, record.SYSCALL_RECORD.size),
             mov64_imm(R2, tail.capture.size),
             mov64_reg(R3, R9),
@@ -272,7 +334,7 @@ def _start_time(start_times_fd: int, tail: Tail | None) -> list[Item]:
     ]
 
 
-def _send(
+def send_record(
     output: Output, event_id: int, filters: Filters, task: TaskLayout | None, tail: Tail | None
 ) -> list[Item]:
     """With ctx in r6, the return value in r7, pid_tgid in r8 and the start time in r9: fill in
@@ -282,7 +344,7 @@ def _send(
         send = emit_output(output, R6, REC, record.SYSCALL_RECORD.size)
     else:
         send = [
-            *_scratch(tail, R9),
+            *scratch_value(tail, R9),
             *[
                 insn
                 for offset in range(0, record.SYSCALL_RECORD.size, 8)
@@ -300,16 +362,7 @@ def _send(
         stxdw(R10, REC + record.UID_GID, R0),
         call(Helper.GET_CURRENT_CGROUP_ID),
         stxdw(R10, REC + record.CGROUP_ID, R0),
-        # Some kernels (6.1 among the matrix's) copy the name with strscpy, which
-        # leaves the bytes after it as they were: zero them first, so the name compares (and
-        # is sent) NUL padded, with no stale stack bytes.
-        stdw(R10, REC + record.COMM, 0),
-        stdw(R10, REC + record.COMM + 8, 0),
-        mov64_reg(R1, R10),
-        add64_imm(R1, REC + record.COMM),
-        mov64_imm(R2, record.COMM_SIZE),
-        call(Helper.GET_CURRENT_COMM),
-        *comm_filter(filters, REC + record.COMM, "out"),
+        *_comm(filters),
         *_task_fields(task),
         call(Helper.GET_SMP_PROCESSOR_ID),
         stxw(R10, REC + record.CPU, R0),
@@ -346,7 +399,9 @@ def syscall_exit(
         *task_filters(filters, R8, KEY, "out"),
         stxdw(R10, KEY, R8),
         *_start_time(start_times_fd, tail),
-        *_send(output, event_id, filters, task, tail),
+        # before send_record's comm filter: a hold is forgotten whether or not its event is sent
+        *_hold_block(tail),
+        *send_record(output, event_id, filters, task, tail),
         label("out"),
         mov64_imm(R0, 0),
         exit_(),

@@ -19,7 +19,7 @@ from bpf_bytecode.programs.syscall import (
     raw_syscall_exit_ret,
 )
 from kernel_compat import FeatureMissing
-from kernel_compat.arch import pt_regs_layout, syscall_number
+from kernel_compat.arch import exits_seen_as, pt_regs_layout, syscall_number
 from rawtrace import bpf
 from rawtrace.attach import Attached, Link, SyscallPrograms
 from rawtrace.bpf import AttachType, ProgType
@@ -45,12 +45,15 @@ def attach_raw_syscall(
     """
     try:
         nr = syscall_number(syscall)
+        exit_nrs = [nr, *(syscall_number(other) for other in exits_seen_as(syscall))]
         regs = pt_regs_layout()
     except FeatureMissing as exc:
         raise KernelFeatureMissing(str(exc), "use --attach tracepoint") from exc
     hooks = []
     if not programs.at_entry:
-        exit_code = raw_syscall_exit_ret(nr, regs.syscall_nr, regs.syscall_nr_size, probe_read)
+        exit_code = raw_syscall_exit_ret(
+            exit_nrs, regs.syscall_nr, regs.syscall_nr_size, probe_read
+        )
         leave = programs.exit(
             prog_type,
             exit_code,

@@ -14,6 +14,7 @@ from pathlib import Path
 from bpf_bytecode.programs.capture import ArgsInContext
 from bpf_bytecode.programs.syscall import ret_at
 from kernel_compat import FeatureMissing, TracepointFormat, read_tracepoint_format
+from kernel_compat.arch import exits_seen_as
 from rawtrace.attach import Attached, Link, SyscallPrograms
 from rawtrace.attach.perf_event import PerfEventLink, attach_perf_event, open_probe_event
 from rawtrace.bpf import ProgType
@@ -50,6 +51,9 @@ class SyscallTracepoints:
             exit_format = self._format(exit_name)
             leave = programs.exit(ProgType.TRACEPOINT, ret_at(exit_format.field("ret").offset))
             hooks.append((leave, exit_name))
+            # where a success is reported as another syscall's exit (execveat as execve), the
+            # exit program goes there too: only a thread whose entry it noted passes it
+            hooks += [(leave, f"sys_exit_{other}") for other in exits_seen_as(syscall)]
         args = _args(self._format(enter_name))
         hooks.append((programs.enter(ProgType.TRACEPOINT, args=args), enter_name))
         with ExitStack() as links:

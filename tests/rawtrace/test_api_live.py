@@ -102,9 +102,8 @@ def test_close_from_another_thread_ends_a_blocked_read() -> None:
     reader = threading.Thread(target=lambda: result.append(tracer.read()))
     reader.start()
     time.sleep(0.3)
-    started = time.monotonic()
     tracer.close()
+    # read() without a timeout never returns by itself: only close() can have ended it
     reader.join(timeout=5)
     assert not reader.is_alive()
     assert result == [[]]
-    assert time.monotonic() - started < 0.5

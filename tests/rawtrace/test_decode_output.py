@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from bpf_bytecode.programs.capture import ARG_SIZE, ARGV_MAX, PATH_SIZE
 from bpf_bytecode.programs.record import SYSCALL_RECORD
+from bpf_bytecode.programs.vfork import BLOCK, RELEASE, RELEASED, Cause
 from rawtrace.decode import Decoder
 from rawtrace.event import Arg, Event
 from rawtrace.output import TableWriter, json_line
@@ -20,9 +21,35 @@ from rawtrace.perf_ring import Batch
 TASK_FIELDS = (50, 7, 8, 5, 4026531832, 4026531836)
 
 
-def vfork_record(child: int, comm: bytes = b"sh", event_id: int = 58) -> bytes:
+def vfork_record(
+    child: int, comm: bytes = b"sh", event_id: int = 58, block: bytes = bytes(BLOCK.size)
+) -> bytes:
+    """A vfork parent's record; its tail is the hold `block` (by default: held nothing)."""
     fields = (5_000, 4_000, (77 << 32) | 78, (100 << 32) | 1000, 9, comm, event_id, 1)
-    return SYSCALL_RECORD.pack(*fields, *TASK_FIELDS, child)
+    return SYSCALL_RECORD.pack(*fields, *TASK_FIELDS, child) + block
+
+
+def test_a_hold_decodes_to_its_time_and_what_released_it() -> None:
+    held = [
+        BLOCK.pack(1_000, RELEASE.pack(Cause.EXECVE | RELEASED, 0, b"/bin/true")),
+        BLOCK.pack(2_000, RELEASE.pack(Cause.EXIT, 7, b"stale")),
+        BLOCK.pack(3_000, RELEASE.pack(Cause.SIGNAL, 15, b"")),
+        BLOCK.pack(4_000, RELEASE.pack(Cause.UNKNOWN, 15, b"")),
+    ]
+    events = Decoder().decode(Batch.of([vfork_record(10 + i, block=b) for i, b in enumerate(held)]))
+    hold_args = ("hold_ns", "released_by", "exec_path", "exit_code", "signal_code")
+    assert [tuple(e.arg(name) for name in hold_args) for e in events] == [
+        (1_000, "execve", "/bin/true", None, None),
+        (2_000, "exit", None, 7, None),
+        (3_000, "signal", None, None, 15),
+        (4_000, "unknown", None, None, None),
+    ]
+
+
+def test_a_record_shorter_than_its_events_tail_is_counted_not_decoded() -> None:
+    decoder = Decoder()
+    assert decoder.decode(Batch.of([vfork_record(10, block=b"")])) == []
+    assert decoder.undecodable == 1
 
 
 def test_a_uniform_batch_decodes_like_one_of_mixed_sizes() -> None:
@@ -126,7 +153,7 @@ def test_table_rows_line_up() -> None:
     writer.write(event)
     writer.write(event._replace(timestamp=event.timestamp + 1_000_000_000))
     _header, first, second = out.getvalue().splitlines()
-    assert first[15:] == "    4242 a\\nb             vfork        99 pid=99"
+    assert first[15:] == "    4242 a\\nb             vfork           99 pid=99"
     assert len(first) == len(second) and first[:15] != second[:15]
     assert first[8:15] == second[8:15] == ".123456"
 

@@ -65,6 +65,9 @@ def test_lifecycle_of_known_processes(family: str) -> None:
         not_a_program = os.open("/dev/null", os.O_RDONLY)
         fd_exec = _fork_and(lambda: os.execve(not_a_program, ["true", "fd"], {}))  # EACCES
         os.close(not_a_program)
+        a_program = os.open("/bin/true", os.O_RDONLY)
+        fd_true = _fork_and(lambda: os.execve(a_program, ["true", "at"], {}))
+        os.close(a_program)
         thread_ids: list[int] = []
         thread = threading.Thread(target=lambda: thread_ids.append(threading.get_native_id()))
         thread.start()
@@ -103,12 +106,12 @@ def test_lifecycle_of_known_processes(family: str) -> None:
     assert shell_exec[0].host_parent_process_id == me
     assert shell_exec[0].arg("argv") == ("/bin/sh", "-c", "exit 7")
     assert shell_exec[0].return_value == 0
-    assert only("exit", child).arg("status") == 7
+    assert only("exit", child).arg("exit_code") == 7
     # a fork through glibc is clone; the parent's return carries the child's pid
     clones = [e for e in events if e.event_name == "clone" and e.host_process_id == me]
     assert {e.return_value for e in clones} >= {exited_5, missing, cut, fd_exec}
     assert all(e.call_start and e.call_start <= e.timestamp for e in clones)
-    assert only("exit", exited_5).arg("status") == 5
+    assert only("exit", exited_5).arg("exit_code") == 5
     # a failed exec: -ENOENT, with what was asked for
     failed = only("execve", missing)
     assert (failed.return_value, failed.arg("pathname")) == (-2, "/nonexistent/rawtrace")
@@ -119,11 +122,14 @@ def test_lifecycle_of_known_processes(family: str) -> None:
     assert isinstance(argv, tuple) and len(argv) == ARGV_MAX
     assert argv[:3] == ("/bin/true", "x" * (ARG_SIZE - 1), "a0")
     assert truncated.arg("truncated") is True
-    # fexecve is execveat(fd, "", argv, envp, AT_EMPTY_PATH); a successful one returns as
-    # execve on x86_64's syscall tracepoints, so only its failure is asked for everywhere
+    # fexecve is execveat(fd, "", argv, envp, AT_EMPTY_PATH). A successful one returns as
+    # execve on x86_64's syscall tracepoints: it must still come as execveat, and only once.
     at = only("execveat", fd_exec)
     assert (at.arg("dirfd"), at.arg("pathname")) == (not_a_program, "")
     assert (at.arg("argv"), at.arg("flags"), at.return_value) == (("true", "fd"), 4096, -13)
+    ran = only("execveat", fd_true)
+    assert (ran.arg("pathname"), ran.arg("argv"), ran.return_value) == ("", ("true", "at"), 0)
+    assert not [e for e in events if e.event_name == "execve" and e.host_process_id == fd_true]
     # a thread: clone3 (glibc 2.34+) or clone; either way the thread's id is returned
     spawned = [e for e in events if e.event_name in ("clone", "clone3") and e.host_process_id == me]
     assert thread_ids[0] in {e.return_value for e in spawned}
