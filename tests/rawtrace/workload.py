@@ -7,7 +7,9 @@ their children's pids on one line.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import subprocess
 import sys
 from types import TracebackType
@@ -80,7 +82,15 @@ class Storm:
             child.communicate()  # reaps it and closes its pipes
 
 
+PR_SET_PDEATHSIG = 1
+
+
 def _storm_process(count: int) -> None:
+    # A storm outlived a test run killed by a timeout once, and flooded every later trace on
+    # the host for half an hour: die with the parent, whatever kills it.
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:  # the parent died before the prctl
+        return
     sys.stdin.read()  # held until the parent closes our stdin
     pids = []
     while count == 0 or len(pids) < count:
