@@ -28,7 +28,7 @@ from rawtrace.events import CATALOGUE, lookup
 from rawtrace.features import collect, format_table, runtime
 from rawtrace.output import JsonWriter, TableWriter
 from rawtrace.perf_reader import DEFAULT_PAGES
-from rawtrace.stalls import STALL_EVENT_NAME
+from rawtrace.stalls import STALL_ARGS, STALL_DESCRIPTION, STALL_EVENT_ID, STALL_EVENT_NAME
 from rawtrace.summary import ProcessTree, with_summary_events
 from rawtrace.tracer import Tracer
 from rawtrace.transport import AUTO, TRANSPORTS, pages_within
@@ -139,6 +139,8 @@ def _event_list() -> str:
     for spec in CATALOGUE.values():
         args = ", ".join(f"{arg.type} {arg.name}" for arg in spec.args)
         lines += [f"{spec.name} ({spec.event_id}): {args or 'no args'}", f"    {spec.description}"]
+    args = ", ".join(f"{arg.type} {arg.name}" for arg in STALL_ARGS)
+    lines += [f"{STALL_EVENT_NAME} ({STALL_EVENT_ID}): {args}", f"    {STALL_DESCRIPTION}"]
     return "\n".join(lines) + "\n"
 
 

@@ -10,12 +10,17 @@ from __future__ import annotations
 import time
 
 from rawtrace.event import Arg, Event
-from rawtrace.events import BY_ID
+from rawtrace.events import BY_ID, ArgSpec
 from rawtrace.vfork_watch import VforkWatch
 
 # rawtrace's own event: Tracee has none like it. Its id sits above Tracee's ranges.
 STALL_EVENT_ID = 50_058
 STALL_EVENT_NAME = "vfork_stall"
+STALL_ARGS = (ArgSpec("pid", "pid_t"), ArgSpec("held_ns", "u64"), ArgSpec("threshold_ns", "u64"))
+STALL_DESCRIPTION = (
+    "with --stall-ms N: a vfork (or CLONE_VFORK clone) whose child has held its parent N ms "
+    "without exec or exit, reported while it still does; pid: the child (0: not seen yet)"
+)
 _U32 = 0xFFFFFFFF
 
 
@@ -38,11 +43,8 @@ class StallAlarm:
             self._reported.add(key)
             tgid, tid = parent.pid_tgid >> 32, parent.pid_tgid & _U32
             call = BY_ID[parent.call].name if parent.call in BY_ID else str(parent.call)
-            args = (
-                Arg("pid", "pid_t", parent.child),
-                Arg("held_ns", "u64", now - parent.start),
-                Arg("threshold_ns", "u64", self.threshold_ns),
-            )
+            values = (parent.child, now - parent.start, self.threshold_ns)
+            args = tuple(Arg(spec.name, spec.type, v) for spec, v in zip(STALL_ARGS, values))
             events.append(
                 Event(
                     now + to_wall,

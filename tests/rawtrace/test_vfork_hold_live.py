@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import rawtrace
-from rawtrace import Event, KernelFeatureMissing, plan
+from rawtrace import Event, KernelFeatureMissing, cli, plan
 from rawtrace.tracefs import ensure_tracefs
 
 pytestmark = pytest.mark.live
@@ -198,3 +198,15 @@ def test_the_command_line_reports_a_stall_before_the_call_returns(vfork_child: P
     assert stall["timestamp"] < vfork["timestamp"]
     released = {a["name"]: a["value"] for a in vfork["args"]}
     assert (released["released_by"], released["exit_code"]) == ("exit", 3)
+
+
+def test_the_event_list_names_the_hold_args_and_the_stall_event(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["trace", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert (
+        "vfork (58): pid_t pid, u64 hold_ns, const char* released_by, const char* exec_path, "
+        "int exit_code, int signal_code"
+    ) in lines
+    assert "vfork_stall (50058): pid_t pid, u64 held_ns, u64 threshold_ns" in lines
