@@ -30,7 +30,7 @@ def test_backend_traces_a_vfork(block_cffi: bool, backend: str) -> None:
         [sys.executable, "-c", SCRIPT.format(block_cffi=block_cffi)],
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=120,  # a bound on a stuck process: QEMU guests start Python slowly
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [backend, "[True]"]

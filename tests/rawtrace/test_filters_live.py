@@ -180,7 +180,7 @@ def test_command_and_its_tree_with_exit_status() -> None:
     assert result.stderr is not None
     assert "tracing vfork" in result.stderr.readline()
     outsider.go()
-    out, err = result.communicate(timeout=30)
+    out, err = result.communicate(timeout=120)
     assert result.returncode == 7, err
     events = [json.loads(line) for line in out.splitlines()]
     comms = [e["processName"] for e in events]

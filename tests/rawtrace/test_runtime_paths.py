@@ -25,7 +25,7 @@ def run_cli(block_cffi: bool) -> list[str]:
         [sys.executable, "-c", SCRIPT.format(block_cffi=block_cffi)],
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=120,  # a bound on a stuck process: QEMU guests start Python slowly
     )
     assert result.returncode == 0, result.stderr
     return result.stdout.splitlines()
