@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Sequence
+from contextlib import ExitStack
 
 from bpf_bytecode import Item, assemble
 from rawtrace import bpf
@@ -54,6 +55,31 @@ def load_program(
             raise refusal(f"to load BPF program {name!r}", exc, Refused.BPF) from exc
         raise _rejection(name, prog_type, code, expected_attach_type, attach_btf_id, exc) from exc
     return Program(fd, name, prog_type, code)
+
+
+class OwnedPrograms:
+    """Programs loaded under one name, `<prefix>_<kind>`, each closed with `resources`."""
+
+    def __init__(self, prefix: str, resources: ExitStack) -> None:
+        self.prefix = prefix
+        self.resources = resources
+
+    def load(
+        self,
+        kind: str,
+        prog_type: ProgType,
+        program: Sequence[Item],
+        expected_attach_type: AttachType = AttachType.NONE,
+        attach_btf_id: int = 0,
+    ) -> Program:
+        loaded = load_program(
+            f"{self.prefix}_{kind}",
+            prog_type,
+            program,
+            expected_attach_type=expected_attach_type,
+            attach_btf_id=attach_btf_id,
+        )
+        return self.resources.enter_context(loaded)
 
 
 def _rejection(

@@ -40,7 +40,7 @@ from rawtrace.maps import Map
 from rawtrace.perf_reader import DEFAULT_PAGES
 from rawtrace.plan import AUTO, Choice, climb, rungs
 from rawtrace.privileges import require_tracing_capabilities
-from rawtrace.programs import Program, load_program
+from rawtrace.programs import OwnedPrograms, Program
 from rawtrace.stalls import StallAlarm
 from rawtrace.task_layout import task_layout
 from rawtrace.tracefs import ensure_tracefs
@@ -457,7 +457,7 @@ class _SyscallProgramLoader:
         self.output = output
         self.filters = filters
         self.task = task
-        self.resources = resources
+        self.programs = OwnedPrograms(spec.name, resources)
         self.at_entry = spec.feed.at_entry
 
     def enter(
@@ -487,7 +487,7 @@ class _SyscallProgramLoader:
                 args=args,
                 tail=self.tail,
             )
-        return self._load("enter", prog_type, code, expected_attach_type, attach_btf_id)
+        return self.programs.load("enter", prog_type, code, expected_attach_type, attach_btf_id)
 
     def exit(
         self,
@@ -507,24 +507,7 @@ class _SyscallProgramLoader:
             task=self.task,
             tail=self.tail,
         )
-        return self._load("exit", prog_type, code, expected_attach_type, attach_btf_id)
-
-    def _load(
-        self,
-        kind: str,
-        prog_type: ProgType,
-        code: list[Item],
-        expected_attach_type: AttachType,
-        attach_btf_id: int,
-    ) -> Program:
-        program = load_program(
-            f"{self.spec.name}_{kind}",
-            prog_type,
-            code,
-            expected_attach_type=expected_attach_type,
-            attach_btf_id=attach_btf_id,
-        )
-        return self.resources.enter_context(program)
+        return self.programs.load("exit", prog_type, code, expected_attach_type, attach_btf_id)
 
 
 trace = Tracer

@@ -32,7 +32,7 @@ from rawtrace.attach import Detachable, Link, SyscallFamily
 from rawtrace.attach.tracepoint import attach_tracepoint
 from rawtrace.bpf import AttachType, MapType, ProgType
 from rawtrace.maps import Map
-from rawtrace.programs import Program, load_program
+from rawtrace.programs import OwnedPrograms, Program
 
 HOLDS_ENTRIES = 4096  # parents held at once
 _EXEC_PATH_ARG = {"execve": 0, "execveat": 1}
@@ -53,7 +53,7 @@ class VforkWatch:
     """The holds and children maps, owned by `resources`."""
 
     def __init__(self, resources: ExitStack) -> None:
-        self._resources = resources
+        self._programs = OwnedPrograms("vfork", resources)
         # LRU: an entry whose end was never seen (a parent killed in the call) ages out
         self.holds = resources.enter_context(
             Map.create(
@@ -103,9 +103,7 @@ class VforkWatch:
         attached: list[Detachable] = []
         with ExitStack() as links:
             for category, name, code in hooks:
-                program = self._resources.enter_context(
-                    load_program(f"vfork_{name}", ProgType.TRACEPOINT, code)
-                )
+                program = self._programs.load(name, ProgType.TRACEPOINT, code)
                 attached.append(attach_tracepoint(program, tracefs, category, name))
                 links.callback(attached[-1].close)
             links.pop_all()
@@ -136,7 +134,7 @@ class _ReleasePrograms:
     def __init__(self, maps: VforkMaps, syscall: str, resources: ExitStack) -> None:
         self.maps = maps
         self.syscall = syscall
-        self.resources = resources
+        self.programs = OwnedPrograms(f"vfork_{syscall}", resources)
         self.at_entry = syscall not in _EXEC_PATH_ARG  # exit and exit_group never return
 
     def enter(
@@ -153,7 +151,7 @@ class _ReleasePrograms:
         else:
             path_arg = _EXEC_PATH_ARG[self.syscall]
             code = release_at_exec(self.maps, match, args, path_arg, _EXEC_CAUSE[self.syscall])
-        return self._load("enter", prog_type, code, expected_attach_type, attach_btf_id)
+        return self.programs.load("enter", prog_type, code, expected_attach_type, attach_btf_id)
 
     def exit(
         self,
@@ -164,21 +162,4 @@ class _ReleasePrograms:
         attach_btf_id: int = 0,
     ) -> Program:
         code = exec_returned(self.maps, load_ret)
-        return self._load("exit", prog_type, code, expected_attach_type, attach_btf_id)
-
-    def _load(
-        self,
-        kind: str,
-        prog_type: ProgType,
-        code: list[Item],
-        expected_attach_type: AttachType,
-        attach_btf_id: int,
-    ) -> Program:
-        program = load_program(
-            f"vfork_{self.syscall}_{kind}",
-            prog_type,
-            code,
-            expected_attach_type=expected_attach_type,
-            attach_btf_id=attach_btf_id,
-        )
-        return self.resources.enter_context(program)
+        return self.programs.load("exit", prog_type, code, expected_attach_type, attach_btf_id)
