@@ -25,15 +25,18 @@ _U32 = 0xFFFFFFFF
 
 
 class StallAlarm:
-    def __init__(self, watch: VforkWatch, threshold_ms: float) -> None:
+    """`monotonic_to_wall` is the trace's decoder's: a hold's start then reads as the same wall
+    time as its call's start in the event (a clock drifts from the other over a long trace)."""
+
+    def __init__(self, watch: VforkWatch, threshold_ms: float, monotonic_to_wall: int) -> None:
         self.watch = watch
         self.threshold_ns = int(threshold_ms * 1_000_000)
+        self.to_wall = monotonic_to_wall
         self._reported: set[tuple[int, int]] = set()  # (pid_tgid, start) of reported holds
 
     def check(self) -> list[Event]:
         """A vfork_stall event for each hold that passed the threshold since the last check."""
         now = time.monotonic_ns()  # the clock of bpf_ktime_get_ns
-        to_wall = time.time_ns() - now
         held = {(parent.pid_tgid, parent.start): parent for parent in self.watch.held()}
         self._reported &= held.keys()  # forget holds that ended
         events = []
@@ -47,8 +50,8 @@ class StallAlarm:
             args = tuple(Arg(spec.name, spec.type, v) for spec, v in zip(STALL_ARGS, values))
             events.append(
                 Event(
-                    now + to_wall,
-                    parent.start + to_wall,
+                    now + self.to_wall,
+                    parent.start + self.to_wall,
                     0,
                     tgid,
                     tid,

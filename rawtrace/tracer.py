@@ -189,7 +189,7 @@ class Tracer:
             watch = VforkWatch(self._resources)
             self._links.callback(detach_all, watch.attach_tracepoints(tracefs))
             if self.stall_ms is not None:
-                self._stalls = StallAlarm(watch, self.stall_ms)
+                self._stalls = StallAlarm(watch, self.stall_ms, self._decoder.monotonic_to_wall)
         vfork_maps = watch.maps if watch is not None else None
         event_maps = [
             (spec, _event_maps(spec, start_times, self._resources, vfork_maps))

@@ -169,7 +169,7 @@ def test_the_stall_alarm_rings_while_the_child_still_holds(vfork_child: Path) ->
     assert stall.thread_id == workload.pid and stall.syscall == "vfork"
     held_ns = stall.arg("held_ns")
     assert isinstance(held_ns, int) and threshold_ms * 1_000_000 <= held_ns < held_ms * 1_000_000
-    assert stall.call_start == pytest.approx(event.call_start, abs=1_000_000)
+    assert stall.call_start == event.call_start  # one kernel time, one conversion
     assert event.arg("hold_ns") >= held_ms * 1_000_000  # type: ignore[operator]
     assert later == []  # one alarm per hold
 
