@@ -45,6 +45,7 @@ class _ListenFor(proc_event_control):  # type: ignore[misc]
 
 FORK_EVENTS = "fork,vfork,clone,clone3"
 PROC_EVENT_FORK = 1
+LISTEN_OP_SIZE = 4  # before 6.6 the request is the op alone: an enum proc_cn_mcast_op
 SO_RCVBUFFORCE = 33  # <asm-generic/socket.h>; root may pass net.core.rmem_max
 RECEIVE_BUFFER = 64 << 20  # holds every fork of a busy host while the workload runs
 DATAGRAM_SIZE = 1 << 16
@@ -92,7 +93,7 @@ def _listen_to_forks(sock: Any) -> None:
         message["len"], message["event_type"] = _ListenFor.SIZE, PROC_EVENT_FORK
     else:
         message = proc_event_control()
-        message["len"] = proc_event_control.SIZE
+        message["len"] = LISTEN_OP_SIZE
     message["idx"], message["val"], message["action"] = (
         CN_IDX_PROC,
         CN_VAL_PROC,
@@ -125,6 +126,9 @@ class _Connector:
         except OSError as exc:
             self._sock.close()
             pytest.skip(f"no proc connector (CONFIG_PROC_EVENTS): {exc}")
+        except BaseException:
+            self._sock.close()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
