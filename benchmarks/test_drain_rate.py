@@ -13,10 +13,11 @@ import pytest
 from bench_report import Table, publish
 
 from bpf_bytecode.programs.record import SYSCALL_RECORD
-from rawtrace.decode import Decoder
-from rawtrace.drain import COMPILED, PYTHON, Drains, RingDrain
-from rawtrace.output import json_line
-from rawtrace.perf_ring import DATA_HEAD, HEADER, RECORD_SAMPLE, Batch
+from rawtrace.events.decoding import Decoder
+from rawtrace.outputs.formats import json_line
+from rawtrace.transports.batch import Batch
+from rawtrace.transports.drain import COMPILED, PYTHON, Drains, RingDrain
+from rawtrace.transports.perf_ring import DATA_HEAD, HEADER, RECORD_SAMPLE
 
 RECORDS = 1_000_000
 RING = 1 << 27  # 128 MiB: room for 1M records of either transport
@@ -95,7 +96,7 @@ def drains_named(name: str) -> Drains:
     if name == "python":
         return PYTHON
     if COMPILED is None:
-        pytest.skip("rawtrace._perf_drain is not built")
+        pytest.skip("rawtrace.transports._perf_drain is not built")
     return COMPILED
 
 

@@ -37,9 +37,9 @@ import signal, sys
 from bpf_bytecode import Reg
 from bpf_bytecode.asm import exit_, mov64_imm
 from rawtrace.attach.tracepoint import attach_tracepoint
-from rawtrace.bpf import ProgType
-from rawtrace.programs import load_program
-from rawtrace.tracefs import ensure_tracefs
+from rawtrace.kernel.bpf import ProgType
+from rawtrace.kernel.loading import load_program
+from rawtrace.kernel.tracefs_mount import ensure_tracefs
 
 signal.signal(signal.SIGINT, lambda signum, frame: None)
 tracefs = ensure_tracefs()

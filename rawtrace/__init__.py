@@ -7,8 +7,8 @@
 """
 
 from rawtrace.errors import KernelFeatureMissing, PermissionMissing, RawtraceError, VerifierError
-from rawtrace.event import Arg, Event
-from rawtrace.summary import ProcessTree
+from rawtrace.events.event import Arg, Event
+from rawtrace.outputs.process_tree import ProcessTree
 from rawtrace.tracer import Tracer, TraceStats, trace
 
 __version__ = "0.1.0"

@@ -1,5 +1,5 @@
 import sys
 
-from rawtrace.cli import main
+from rawtrace.cli.command_line import main
 
 sys.exit(main())

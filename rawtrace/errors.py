@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class RawtraceError(Exception):
     """Base of rawtrace's errors. str() is one line: the cause, then the fix."""
@@ -36,3 +38,15 @@ class VerifierError(RawtraceError):
         self.program = program
         self.errno = errno
         self.log = log
+
+
+def reason(exc: BaseException) -> str:
+    """Why an attempt failed, in one line: the error, and the errno's name where there is one."""
+    text = str(exc)
+    os_error = exc if isinstance(exc, OSError) else exc.__cause__
+    if isinstance(os_error, OSError) and os_error.errno is not None:
+        name = errno.errorcode.get(os_error.errno, str(os_error.errno))
+        if isinstance(exc, OSError):
+            text = os_error.strerror or text
+        return f"{text} ({name})"
+    return text

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import resource
 import select
 import threading
 import time
@@ -26,29 +25,28 @@ from bpf_bytecode.programs.record import SYSCALL_RECORD
 from bpf_bytecode.programs.syscall import Tail, syscall_enter, syscall_entry_event, syscall_exit
 from bpf_bytecode.programs.task import TaskLayout
 from bpf_bytecode.programs.vfork import Hold, VforkMaps
-from kernel_compat import kernel_release
 from rawtrace.attach import Link, SyscallFamily, detach_all, total_missed
-from rawtrace.attach.sched import attach_tracepoint_fed, syscall_fed
-from rawtrace.bpf import AttachType, MapType, ProgType
-from rawtrace.decode import Decoder
+from rawtrace.attach.ladder import AUTO, Choice, climb, rungs
 from rawtrace.errors import RawtraceError
-from rawtrace.event import Event
-from rawtrace.events import EventSpec, lookup
-from rawtrace.filters import Cgroups, Ints, Strs, build_filters
-from rawtrace.follow import follow_tree
-from rawtrace.maps import Map
-from rawtrace.perf_reader import DEFAULT_PAGES
-from rawtrace.plan import AUTO, Choice, climb, rungs
-from rawtrace.privileges import require_tracing_capabilities
-from rawtrace.programs import OwnedPrograms, Program
-from rawtrace.stalls import StallAlarm
-from rawtrace.task_layout import task_layout
-from rawtrace.tracefs import ensure_tracefs
-from rawtrace.transport import AUTO as AUTO_TRANSPORT
-from rawtrace.transport import RingReader, open_transport
-from rawtrace.user_filters import AUTO as AUTO_FILTERS
-from rawtrace.user_filters import UserFilter, check_mode, split_filters
-from rawtrace.vfork_watch import VforkWatch
+from rawtrace.events.catalogue import EventSpec, lookup
+from rawtrace.events.decoding import Decoder
+from rawtrace.events.event import Event
+from rawtrace.events.stalls import StallAlarm
+from rawtrace.events.tracepoint_fed import attach_tracepoint_fed, syscall_fed
+from rawtrace.events.vfork_watch import VforkWatch
+from rawtrace.filters.building import Cgroups, Ints, Strs, build_filters
+from rawtrace.filters.following import follow_tree
+from rawtrace.filters.placing import AUTO as AUTO_FILTERS
+from rawtrace.filters.placing import UserFilter, check_mode, split_filters
+from rawtrace.kernel.bpf import AttachType, MapType, ProgType
+from rawtrace.kernel.loading import OwnedPrograms, Program
+from rawtrace.kernel.maps import Map
+from rawtrace.kernel.privileges import lift_memlock_limit, require_tracing_capabilities
+from rawtrace.kernel.task_layout import task_layout
+from rawtrace.kernel.tracefs_mount import ensure_tracefs
+from rawtrace.transports.opening import AUTO as AUTO_TRANSPORT
+from rawtrace.transports.opening import RingReader, open_transport
+from rawtrace.transports.perf_reader import DEFAULT_PAGES
 
 START_TIMES_ENTRIES = 16384  # threads inside a traced call at once; LRU evicts missed exits
 # An event with a tail keeps it in its start-time map: fewer entries for bigger tails (execve's
@@ -83,9 +81,9 @@ class Tracer:
     combine (all must match). `follow` traces a process and every descendant it creates
     after the start. `filters_in="user"` applies the other filters to the decoded events
     instead, as "auto" does for a kind whose helper the kernel lacks, where "kernel" raises
-    (see rawtrace.user_filters). `attach` forces an attach family (see
-    rawtrace.plan); by default the first that works is used. `transport` forces perf rings or
-    the BPF ring buffer (see rawtrace.transport). `pages` sizes each ring.
+    (see rawtrace.filters.placing). `attach` forces an attach family (see
+    rawtrace.attach.ladder); by default the first that works is used. `transport` forces perf
+    rings or the BPF ring buffer (see rawtrace.transports.opening). `pages` sizes each ring.
 
     >>> with trace("vfork") as tracer:           # doctest: +SKIP
     ...     for event in tracer:
@@ -135,7 +133,7 @@ class Tracer:
         self.pages = pages
         self.on_event = on_event
         self.on_lost = on_lost  # (cpu, newly lost records), from run()
-        self.transport_mode = transport  # auto, perf or ringbuf (see rawtrace.transport)
+        self.transport_mode = transport  # auto, perf or ringbuf (see rawtrace.transports.opening)
         self.transport_used: str | None = None  # what auto chose
         self._resources = ExitStack()
         self._links = ExitStack()
@@ -166,7 +164,7 @@ class Tracer:
 
     def _start(self) -> None:
         require_tracing_capabilities()
-        _lift_memlock_limit()
+        lift_memlock_limit()
         tracefs = ensure_tracefs()
         task = task_layout()
         self._decoder = Decoder(task_context=task is not None)
@@ -516,13 +514,3 @@ trace = Tracer
 
 def _timestamp(event: Event) -> int:
     return event.timestamp
-
-
-def _lift_memlock_limit() -> None:
-    # Before 5.11 (commit 97306be45fbe) BPF memory is charged to RLIMIT_MEMLOCK, whose default
-    # of 64 KiB to 8 MiB is too small for the rings and maps.
-    if kernel_release().at_least(5, 11):
-        return
-    # Where this fails, map creation fails with a message that names the limit.
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_MEMLOCK, (resource.RLIM_INFINITY,) * 2)

@@ -14,8 +14,8 @@ from typing import Callable, Protocol
 
 from bpf_bytecode import Item
 from bpf_bytecode.programs.capture import SyscallArgs
-from rawtrace.bpf import AttachType, ProgType
-from rawtrace.programs import Program
+from rawtrace.kernel.bpf import AttachType, ProgType
+from rawtrace.kernel.loading import Program
 
 
 class Detachable(Protocol):

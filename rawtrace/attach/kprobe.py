@@ -26,16 +26,16 @@ from bpf_bytecode.programs.syscall import ret_at
 from kernel_compat import FeatureMissing, kernel_release, pmu_format_bit, pmu_type
 from kernel_compat.arch import PtRegs, pt_regs_layout
 from kernel_compat.kallsyms import is_syscall_wrapper
-from rawtrace import bpf
 from rawtrace.attach import Attached, Link, SyscallPrograms, total_missed
-from rawtrace.attach.perf_event import PerfEventLink, attach_perf_event, open_probe_event
+from rawtrace.attach.perf_attach import PerfEventLink, attach_perf_event, open_probe_event
 from rawtrace.attach.requirements import require_kprobes, syscall_symbol
-from rawtrace.bpf import ProgType
 from rawtrace.errors import KernelFeatureMissing
-from rawtrace.perf_event import PERF_SAMPLE_RAW, perf_event_attr
-from rawtrace.probes import helper_available
-from rawtrace.programs import Program
-from rawtrace.syscalls import address_of
+from rawtrace.kernel import bpf
+from rawtrace.kernel.bpf import ProgType
+from rawtrace.kernel.feature_probes import helper_available
+from rawtrace.kernel.ffi import address_of
+from rawtrace.kernel.loading import Program
+from rawtrace.kernel.perf_event import PERF_SAMPLE_RAW, perf_event_attr
 
 
 class _Closable(Protocol):

@@ -24,8 +24,8 @@ from rawtrace.attach.kprobe import attach_syscall_kprobes
 from rawtrace.attach.requirements import require_kprobes
 from rawtrace.attach.tracepoint import attach_tracepoint
 from rawtrace.errors import KernelFeatureMissing
-from rawtrace.privileges import Refused, refusal
-from rawtrace.programs import Program
+from rawtrace.kernel.loading import Program
+from rawtrace.kernel.privileges import Refused, refusal
 
 GROUP = "kprobes"  # the kernel's default group for kprobe_events
 # KRETPROBE_MAXACTIVE_MAX (kernel/trace/trace_kprobe.c). Each vfork parent holds an instance

@@ -20,12 +20,12 @@ from bpf_bytecode.programs.syscall import (
 )
 from kernel_compat import FeatureMissing
 from kernel_compat.arch import exits_seen_as, pt_regs_layout, syscall_number
-from rawtrace import bpf
 from rawtrace.attach import Attached, Link, SyscallPrograms
-from rawtrace.bpf import AttachType, ProgType
 from rawtrace.errors import KernelFeatureMissing
-from rawtrace.fd import OwnedFd
-from rawtrace.probes import helper_available
+from rawtrace.kernel import bpf
+from rawtrace.kernel.bpf import AttachType, ProgType
+from rawtrace.kernel.fd import OwnedFd
+from rawtrace.kernel.feature_probes import helper_available
 
 
 def attach_raw_syscall(

@@ -11,9 +11,9 @@ from bpf_bytecode import Helper
 from kernel_compat import FeatureMissing, KernelFactError
 from rawtrace.attach import Link, SyscallPrograms
 from rawtrace.attach.raw_tracepoint import attach_raw_syscall
-from rawtrace.bpf import AttachType, ProgType
 from rawtrace.errors import KernelFeatureMissing
-from rawtrace.probes import tp_btf_id
+from rawtrace.kernel.bpf import AttachType, ProgType
+from rawtrace.kernel.feature_probes import tp_btf_id
 
 
 class BtfSyscallTracepoints:

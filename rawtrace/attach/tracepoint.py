@@ -16,11 +16,11 @@ from bpf_bytecode.programs.syscall import ret_at
 from kernel_compat import FeatureMissing, TracepointFormat, read_tracepoint_format
 from kernel_compat.arch import exits_seen_as
 from rawtrace.attach import Attached, Link, SyscallPrograms
-from rawtrace.attach.perf_event import PerfEventLink, attach_perf_event, open_probe_event
-from rawtrace.bpf import ProgType
+from rawtrace.attach.perf_attach import PerfEventLink, attach_perf_event, open_probe_event
 from rawtrace.errors import KernelFeatureMissing
-from rawtrace.perf_event import PERF_SAMPLE_RAW, PerfType, perf_event_attr
-from rawtrace.programs import Program
+from rawtrace.kernel.bpf import ProgType
+from rawtrace.kernel.loading import Program
+from rawtrace.kernel.perf_event import PERF_SAMPLE_RAW, PerfType, perf_event_attr
 
 
 def attach_tracepoint(program: Program, tracefs: Path, category: str, name: str) -> PerfEventLink:

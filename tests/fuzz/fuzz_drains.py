@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "rawtrace"))
 with atheris.instrument_imports():
     from test_drain_agreement import perf_outcome, ringbuf_outcome  # the same harness
 
-    from rawtrace.decode import Decoder
-    from rawtrace.drain import COMPILED, PYTHON
+    from rawtrace.events.decoding import Decoder
+    from rawtrace.transports.drain import COMPILED, PYTHON
 
 NEAR = 1 << 12  # producer minus consumer, mostly within a ring's reach
 
@@ -49,7 +49,7 @@ def one_input(data: bytes) -> None:
 
 def main() -> None:
     if COMPILED is None:
-        sys.exit("rawtrace._perf_drain is not built: nothing to compare the Python drain with")
+        sys.exit("the compiled drain is not built: nothing to compare the Python drain with")
     atheris.Setup(sys.argv, one_input)
     atheris.Fuzz()
 

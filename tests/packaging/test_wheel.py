@@ -120,7 +120,7 @@ def test_build_makes_an_sdist_and_one_abi3_manylinux2014_wheel(dist: Path, wheel
         f".manylinux_2_17_{platform.machine()}.whl",
         f"rawtrace-{VERSION}.tar.gz",
     ]
-    assert "rawtrace/_perf_drain.abi3.so" in zipfile.ZipFile(wheel).namelist()
+    assert "rawtrace/transports/_perf_drain.abi3.so" in zipfile.ZipFile(wheel).namelist()
     shown = run(sys.executable, "-m", "auditwheel", "show", wheel).stdout
     glibc = {tuple(map(int, v)) for v in re.findall(r"GLIBC_(\d+)\.(\d+)", shown)}
     assert glibc, shown
@@ -153,7 +153,7 @@ def test_pip_install_without_cffi_runs_pure_with_one_warning(wheel: Path, tmp_pa
 def test_zip_import_skips_the_compiled_module(cffi_venv: Path, wheel: Path) -> None:
     # cffi is there, and so is an installed compiled drain, outside the zip's package path
     env = {**os.environ, "PYTHONPATH": str(wheel)}
-    code = "import rawtrace.drain as d; print(d.__file__); print(d.COMPILED_MISSING)"
+    code = "import rawtrace.transports.drain as d; print(d.__file__); print(d.COMPILED_MISSING)"
     where, missing = run(cffi_venv, "-c", code, env=env).stdout.splitlines()
     assert where == f"{wheel}/rawtrace/drain.py"
     assert missing == "rawtrace runs from a zip, where a compiled module cannot load"

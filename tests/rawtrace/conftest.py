@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from rawtrace.drain import COMPILED, PYTHON, Drains
+from rawtrace.transports.drain import COMPILED, PYTHON, Drains
 
 
 @pytest.fixture(params=["python", "compiled"])
@@ -16,7 +16,7 @@ def drains(request: pytest.FixtureRequest) -> Drains:
     if COMPILED is None:
         if shutil.which("cc") or shutil.which("gcc"):
             pytest.fail(
-                "rawtrace._perf_drain is not built, yet there is a C compiler: pip install -e ."
+                "the compiled drain is not built, yet there is a C compiler: pip install -e ."
             )
-        pytest.skip("rawtrace._perf_drain is not built (no C compiler at install time)")
+        pytest.skip("the compiled drain is not built (no C compiler at install time)")
     return COMPILED

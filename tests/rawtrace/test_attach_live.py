@@ -23,19 +23,20 @@ from workload import spawn_true
 import rawtrace
 from kernel_compat import FeatureMissing, kernel_config
 from kernel_compat.kprobes import read_kprobe_events
-from rawtrace import Event, KernelFeatureMissing, plan
-from rawtrace.tracefs import ensure_tracefs
+from rawtrace import Event, KernelFeatureMissing
+from rawtrace.attach import ladder
+from rawtrace.kernel.tracefs_mount import ensure_tracefs
 
 pytestmark = pytest.mark.live
 
-FAMILIES = [rung.name for rung in plan.LADDER]
+FAMILIES = [rung.name for rung in ladder.LADDER]
 # Differ between two observations of the same call: when, and on which CPU, each probe fired.
 _PER_PROBE_KEYS = ("timestamp", "callStartTime", "processorId")
 
 
 def _require(family: str) -> None:
     try:
-        plan.rungs(family)[0].make(ensure_tracefs())
+        ladder.rungs(family)[0].make(ensure_tracefs())
     except KernelFeatureMissing as exc:
         pytest.skip(f"{family}: {exc.cause}")
 
@@ -44,7 +45,7 @@ def _available() -> list[str]:
     families = []
     for family in FAMILIES:
         try:
-            plan.rungs(family)[0].make(ensure_tracefs())
+            ladder.rungs(family)[0].make(ensure_tracefs())
         except KernelFeatureMissing:
             continue
         families.append(family)

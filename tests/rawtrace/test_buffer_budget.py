@@ -6,8 +6,8 @@ import mmap
 
 import pytest
 
-from rawtrace.cli import _parser
-from rawtrace.transport import pages_within
+from rawtrace.cli.command_line import _parser
+from rawtrace.transports.opening import pages_within
 
 PAGE = mmap.PAGESIZE
 

@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from bpf_bytecode.programs.capture import ARG_SIZE, ARGV_MAX, PATH_SIZE
 from bpf_bytecode.programs.record import SYSCALL_RECORD
 from bpf_bytecode.programs.vfork import BLOCK, RELEASE, RELEASED, Cause
-from rawtrace.decode import Decoder
-from rawtrace.event import Arg, Event
-from rawtrace.output import TableWriter, json_line
-from rawtrace.perf_ring import Batch
+from rawtrace.events.decoding import Decoder
+from rawtrace.events.event import Arg, Event
+from rawtrace.outputs.formats import TableWriter, json_line
+from rawtrace.transports.batch import Batch
 
 # host_ppid, ns_pid, ns_tid, ns_ppid, mnt_ns, pid_ns: a caller seen as 7/8 in its namespace
 TASK_FIELDS = (50, 7, 8, 5, 4026531832, 4026531836)

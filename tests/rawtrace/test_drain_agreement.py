@@ -9,11 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rawtrace.drain import COMPILED, PYTHON, Drains
-from rawtrace.perf_ring import DATA_HEAD, HEADER, RECORD_LOST, RECORD_SAMPLE, Batch
-from rawtrace.ringbuf_ring import BUSY, DISCARD
+from rawtrace.transports.batch import Batch
+from rawtrace.transports.drain import COMPILED, PYTHON, Drains
+from rawtrace.transports.perf_ring import DATA_HEAD, HEADER, RECORD_LOST, RECORD_SAMPLE
+from rawtrace.transports.ringbuf_ring import BUSY, DISCARD
 
-pytestmark = pytest.mark.skipif(COMPILED is None, reason="rawtrace._perf_drain is not built")
+pytestmark = pytest.mark.skipif(COMPILED is None, reason="the compiled drain is not built")
 
 positions = st.integers(0, 2**64 - 1)
 sizes = st.sampled_from([64, 256, 1024])

@@ -8,8 +8,8 @@ import struct
 import pytest
 
 from bpf_bytecode.programs.record import SYSCALL_RECORD
-from rawtrace.decode import Decoder
-from rawtrace.perf_ring import Batch
+from rawtrace.events.decoding import Decoder
+from rawtrace.transports.batch import Batch
 
 
 def exit_record(slot: int) -> bytes:

@@ -13,7 +13,7 @@ import pytest
 
 import rawtrace
 from rawtrace import Event
-from rawtrace.task_layout import task_layout
+from rawtrace.kernel.task_layout import task_layout
 
 pytestmark = pytest.mark.live
 

@@ -15,7 +15,7 @@ if {block_cffi}:
     sys.modules["cffi"] = None  # import cffi now raises ImportError, as on a bare host
 import subprocess
 import rawtrace
-from rawtrace import syscalls
+from rawtrace.kernel import ffi as syscalls
 with rawtrace.trace("vfork") as tracer:
     child = subprocess.Popen(["true"])
     child.wait()

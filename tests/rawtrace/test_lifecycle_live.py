@@ -13,8 +13,9 @@ import pytest
 
 import rawtrace
 from bpf_bytecode.programs.capture import ARG_SIZE, ARGV_MAX
-from rawtrace import Event, KernelFeatureMissing, plan
-from rawtrace.tracefs import ensure_tracefs
+from rawtrace import Event, KernelFeatureMissing
+from rawtrace.attach import ladder
+from rawtrace.kernel.tracefs_mount import ensure_tracefs
 
 pytestmark = pytest.mark.live
 
@@ -24,7 +25,7 @@ AT_EMPTY_PATH = 0x1000
 
 def _require(family: str) -> None:
     try:
-        plan.rungs(family)[0].make(ensure_tracefs())
+        ladder.rungs(family)[0].make(ensure_tracefs())
     except KernelFeatureMissing as exc:
         pytest.skip(f"{family}: {exc.cause}")
 
@@ -51,7 +52,7 @@ def _collect(tracer: rawtrace.Tracer, done: object) -> list[Event]:
     return events
 
 
-@pytest.mark.parametrize("family", [rung.name for rung in plan.LADDER])
+@pytest.mark.parametrize("family", [rung.name for rung in ladder.LADDER])
 def test_lifecycle_of_known_processes(family: str) -> None:
     _require(family)
     me = os.getpid()

@@ -7,9 +7,10 @@ import struct
 
 import pytest
 
-from rawtrace import perf_ring
-from rawtrace.drain import Drains
-from rawtrace.perf_ring import HEADER, RECORD_LOST, RECORD_SAMPLE, Batch, copy_span
+from rawtrace.transports import perf_ring
+from rawtrace.transports.batch import Batch
+from rawtrace.transports.drain import Drains
+from rawtrace.transports.perf_ring import HEADER, RECORD_LOST, RECORD_SAMPLE, copy_span
 
 PAGE = 4096
 

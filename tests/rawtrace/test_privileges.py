@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rawtrace.privileges import Refused, refusal
+from rawtrace.kernel.privileges import Refused, refusal
 
 EPERM = OSError(errno.EPERM, os.strerror(errno.EPERM))
 ALL_CAPS = "000001ffffffffff"

@@ -53,9 +53,9 @@ def test_unprivileged_bpf_disabled_is_named_when_it_refuses_a_map() -> None:
     # An array map is one that an unprivileged process may create where the sysctl is 0.
     script = f"""
 import os
-from rawtrace.bpf import MapType
+from rawtrace.kernel.bpf import MapType
 from rawtrace.errors import PermissionMissing
-from rawtrace.maps import Map
+from rawtrace.kernel.maps import Map
 {DROP_TO_NOBODY}
 try:
     Map.create(MapType.ARRAY, key_size=4, value_size=4, max_entries=1, name="nobody")
@@ -77,10 +77,10 @@ def test_perf_event_paranoid_is_named_when_it_refuses_a_tracepoint() -> None:
     script = f"""
 import os
 from kernel_compat import read_tracepoint_format
-from rawtrace.attach.perf_event import open_probe_event
+from rawtrace.attach.perf_attach import open_probe_event
 from rawtrace.errors import PermissionMissing
-from rawtrace.perf_event import PERF_SAMPLE_RAW, PerfType, perf_event_attr
-from rawtrace.tracefs import ensure_tracefs
+from rawtrace.kernel.perf_event import PERF_SAMPLE_RAW, PerfType, perf_event_attr
+from rawtrace.kernel.tracefs_mount import ensure_tracefs
 tracepoint = read_tracepoint_format(ensure_tracefs(), "syscalls", "sys_enter_vfork")
 attr = perf_event_attr(PerfType.TRACEPOINT, tracepoint.id, sample_period=1,
                        sample_type=PERF_SAMPLE_RAW, wakeup=1)

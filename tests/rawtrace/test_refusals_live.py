@@ -11,10 +11,11 @@ import pytest
 from bpf_bytecode import Reg
 from bpf_bytecode.asm import exit_, mov64_reg
 from kernel_compat import FeatureMissing, kernel_config, pmu_format_bit, pmu_type
-from rawtrace import KernelFeatureMissing, VerifierError, events, trace
-from rawtrace.bpf import ProgType
-from rawtrace.events import EventSpec, SyscallFeed
-from rawtrace.programs import load_program
+from rawtrace import KernelFeatureMissing, VerifierError, trace
+from rawtrace.events import catalogue
+from rawtrace.events.catalogue import EventSpec, SyscallFeed
+from rawtrace.kernel.bpf import ProgType
+from rawtrace.kernel.loading import load_program
 
 pytestmark = pytest.mark.live
 
@@ -43,7 +44,7 @@ def test_missing_tracepoint_names_it_and_the_config(monkeypatch: pytest.MonkeyPa
         decode_args=lambda ret, tail: (),
         description="a syscall no kernel has",
     )
-    monkeypatch.setitem(events.CATALOGUE, "nosuch", spec)  # type: ignore[attr-defined]
+    monkeypatch.setitem(catalogue.CATALOGUE, "nosuch", spec)  # type: ignore[attr-defined]
     with pytest.raises(KernelFeatureMissing) as caught, trace("nosuch"):
         pass
     assert "syscalls:sys_exit_rawtrace_no_such_call" in str(caught.value)
@@ -82,7 +83,8 @@ def test_cli_keeps_a_rejected_programs_log_in_a_file(
 ) -> None:
     """A program the verifier refuses (here: one that reads an unset register) ends the CLI
     with one line naming the program and the file that holds the verifier's log."""
-    from rawtrace import cli, tracer
+    from rawtrace import tracer
+    from rawtrace.cli import command_line as cli
 
     monkeypatch.setattr(tracer, "syscall_exit", lambda **_: [mov64_reg(Reg.R0, Reg.R2), exit_()])
     assert cli.main(["trace", "vfork", "--duration", "0.1"]) == 1

@@ -23,7 +23,7 @@ from workload import IN_VM, Storm
 
 import rawtrace
 from kernel_compat import FeatureMissing, find_tracefs, resident_kib
-from rawtrace import bpf
+from rawtrace.kernel import bpf
 
 pytestmark = pytest.mark.live
 

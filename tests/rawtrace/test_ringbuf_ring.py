@@ -7,10 +7,10 @@ import struct
 
 import pytest
 
-from rawtrace import ringbuf_ring
-from rawtrace.drain import Drains
-from rawtrace.perf_ring import Batch
-from rawtrace.ringbuf_ring import BUSY, DISCARD
+from rawtrace.transports import ringbuf_ring
+from rawtrace.transports.batch import Batch
+from rawtrace.transports.drain import Drains
+from rawtrace.transports.ringbuf_ring import BUSY, DISCARD
 
 SIZE = 256
 

@@ -8,13 +8,13 @@ import sys
 
 import pytest
 
-from rawtrace.drain import COMPILED
+from rawtrace.transports.drain import COMPILED
 
 SCRIPT = """
 import sys
 if {block_cffi}:
     sys.modules["cffi"] = sys.modules["_cffi_backend"] = None  # as on a host without cffi
-from rawtrace import cli
+from rawtrace.cli import command_line as cli
 print(cli._slow_path_warning())
 cli.main(["--version"])
 """
@@ -39,6 +39,6 @@ def test_without_cffi_the_python_drain_and_ctypes_run_and_say_why() -> None:
     ]
 
 
-@pytest.mark.skipif(COMPILED is None, reason="rawtrace._perf_drain is not built here")
+@pytest.mark.skipif(COMPILED is None, reason="rawtrace.transports._perf_drain is not built here")
 def test_with_cffi_the_compiled_drain_runs_without_a_warning() -> None:
     assert run_cli(block_cffi=False) == ["None", "rawtrace 0.1.0 (drain: compiled, ffi: cffi)"]

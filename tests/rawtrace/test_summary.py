@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rawtrace import Arg, Event, ProcessTree
-from rawtrace.summary import CLONE_THREAD, CLONE_VFORK, with_summary_events
+from rawtrace.outputs.process_tree import CLONE_THREAD, CLONE_VFORK, with_summary_events
 
 PID_NS = 4026531836
 MS = 1_000_000

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kernel_compat import FeatureMissing, boot_id, vmlinux_btf_path
-from rawtrace.task_layout import task_layout
+from rawtrace.kernel.task_layout import task_layout
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ from workload import spawn_true
 
 import rawtrace
 from rawtrace import RawtraceError
-from rawtrace.perf_reader import PerfReader
+from rawtrace.transports.perf_reader import PerfReader
 
 pytestmark = pytest.mark.live
 

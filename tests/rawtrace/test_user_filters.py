@@ -10,8 +10,8 @@ import pytest
 
 from bpf_bytecode.programs.filters import Filters
 from rawtrace import Arg, Event, KernelFeatureMissing, RawtraceError, Tracer
-from rawtrace.probes import FeatureProbe
-from rawtrace.user_filters import FilterKind, Place, place, split_filters
+from rawtrace.filters.placing import FilterKind, Place, place, split_filters
+from rawtrace.kernel.feature_probes import FeatureProbe
 
 
 def event(pid: int, tid: int, uid: int, comm: str, cgroup: int) -> Event:

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 import rawtrace
-from rawtrace import Event, KernelFeatureMissing, cli, plan
-from rawtrace.tracefs import ensure_tracefs
+from rawtrace import Event, KernelFeatureMissing, cli
+from rawtrace.attach import ladder
+from rawtrace.kernel.tracefs_mount import ensure_tracefs
 
 pytestmark = pytest.mark.live
 
@@ -70,10 +71,10 @@ def test_a_child_that_sleeps_before_exec_holds_its_parent_that_long(vfork_child:
     assert event.arg("exit_code") is None and event.arg("signal_code") is None
 
 
-@pytest.mark.parametrize("family", [rung.name for rung in plan.LADDER])
+@pytest.mark.parametrize("family", [rung.name for rung in ladder.LADDER])
 def test_a_child_that_exits_releases_with_its_code(vfork_child: Path, family: str) -> None:
     try:
-        plan.rungs(family)[0].make(ensure_tracefs())
+        ladder.rungs(family)[0].make(ensure_tracefs())
     except KernelFeatureMissing as exc:
         pytest.skip(f"{family}: {exc.cause}")
     with rawtrace.trace("vfork", comm=WORKLOAD, attach=family) as tracer:

@@ -1,0 +1,312 @@
+"""The command line: `rawtrace trace EVENTS [options]`, built on the public API alone.
+
+Exit status: 0 on success (Ctrl-C and SIGTERM included), 1 when tracing fails (the cause and fix
+on one line of stderr), 2 for bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from types import FrameType
+from typing import TextIO
+
+import rawtrace
+from kernel_compat import online_cpus
+from rawtrace.attach import ladder as plan
+from rawtrace.cli.features_report import collect, format_table, runtime
+from rawtrace.cli.held_command import HeldCommand
+from rawtrace.errors import RawtraceError, VerifierError
+from rawtrace.events.catalogue import CATALOGUE, lookup
+from rawtrace.events.event import Event
+from rawtrace.events.stalls import STALL_ARGS, STALL_DESCRIPTION, STALL_EVENT_ID, STALL_EVENT_NAME
+from rawtrace.outputs.formats import JsonWriter, TableWriter
+from rawtrace.outputs.process_tree import ProcessTree, with_summary_events
+from rawtrace.tracer import Tracer
+from rawtrace.transports.opening import AUTO, TRANSPORTS, pages_within
+from rawtrace.transports.perf_reader import DEFAULT_PAGES
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rawtrace",
+        description="eBPF tracing in pure Python: no compiler, BCC or kernel headers needed.",
+    )
+    paths = runtime()
+    version = f"rawtrace {rawtrace.__version__} (drain: {paths['drain']}, ffi: {paths['ffi']})"
+    parser.add_argument("--version", action="version", version=version)
+    commands = parser.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")
+
+    trace = commands.add_parser(
+        "trace",
+        help="trace events and print them",
+        usage="rawtrace trace EVENTS [options] [-- COMMAND [ARGS...]]",
+        description="Trace events until Ctrl-C, SIGTERM or --duration, then print a summary "
+        "(events, lost per CPU) to stderr. With -- COMMAND, run COMMAND, trace it and its "
+        "descendants from its first instruction, stop when it ends and exit with its status; "
+        "its standard output goes to standard error, unless events go to a file (-o).",
+        epilog="events: " + "; ".join(f"{s.name}: {s.description}" for s in CATALOGUE.values()),
+    )
+    trace.add_argument(
+        "events", nargs="?", help="comma-separated event names, e.g. vfork,execve,exit"
+    )
+    trace.add_argument(
+        "--events", dest="events_option", metavar="EVENTS", help="the same, as an option"
+    )
+    trace.add_argument("--list", action="store_true", help="list the events and their args")
+    trace.add_argument("--json", action="store_true", help="NDJSON in Tracee's event shape")
+    trace.add_argument("-o", "--output", metavar="FILE", help="write events to FILE")
+    trace.add_argument("--quiet", action="store_true", help="no summary on stderr at the end")
+    trace.add_argument(
+        "--summary",
+        action="store_true",
+        help="at the end, print the tree of the processes seen to stderr (how each began, what "
+        "it exec'd, its exit, its lifetime), even with --quiet; traces the lifecycle events it "
+        "needs besides EVENTS, and prints only EVENTS",
+    )
+    trace.add_argument("--duration", type=_positive_float, metavar="S", help="stop after S s")
+    trace.add_argument(
+        "--stall-ms",
+        type=_positive_float,
+        metavar="N",
+        help="report a vfork_stall event when a vfork (or a clone with CLONE_VFORK) child has "
+        "held its parent for N ms without exec or exit, while it still holds it",
+    )
+    trace.add_argument(
+        "--buffer",
+        type=_size,
+        metavar="SIZE",
+        help="ring memory for all CPUs together, e.g. 512K or 8M (default: 256K per CPU)",
+    )
+    filters = trace.add_argument_group(
+        "filters",
+        "applied in the kernel; repeat one to accept any of its values, combine kinds to "
+        "require all of them",
+    )
+    filters.add_argument("--pid", type=int, action="append", help="the caller's process id")
+    filters.add_argument("--tid", type=int, action="append", help="the caller's thread id")
+    filters.add_argument("--uid", type=int, action="append", help="the caller's user id")
+    filters.add_argument("--comm", action="append", help="the caller's name (comm)")
+    filters.add_argument(
+        "--cgroup", action="append", help="a cgroup v2 path (as in /proc/PID/cgroup) or id"
+    )
+    filters.add_argument("--container", action="append", help="a container id prefix")
+    filters.add_argument(
+        "--follow", type=int, metavar="PID", help="PID and every descendant it creates"
+    )
+    trace.add_argument(
+        "--transport",
+        choices=TRANSPORTS,
+        default=AUTO,
+        help="how records reach rawtrace: perf rings, or the BPF ring buffer (5.8+); "
+        "auto takes the ring buffer where the kernel has it",
+    )
+    trace.add_argument(
+        "--attach",
+        choices=plan.ATTACH_MODES,
+        default=plan.AUTO,
+        help="how to hook the kernel; auto takes the first family that works, in this order",
+    )
+
+    features = commands.add_parser(
+        "features",
+        help="report what the kernel offers rawtrace",
+        description="Kernel release, config, PMUs, tracefs, BTF, capabilities, the bpf() "
+        "features that load, and each attach family: available, or why not.",
+    )
+    features.add_argument("--json", action="store_true", help="one JSON object")
+    return parser
+
+
+def _chosen_events(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
+    """EVENTS or --events: one of them (exits 2 otherwise)."""
+    given: list[str] = [e for e in (args.events, args.events_option) if e is not None]
+    if len(given) != 1:
+        parser.error("trace: give the events once: EVENTS or --events EVENTS (--list shows them)")
+    return given[0]
+
+
+def _event_list() -> str:
+    """Each event: name, Tracee id, args (type name), and what it reports."""
+    lines = []
+    for spec in CATALOGUE.values():
+        args = ", ".join(f"{arg.type} {arg.name}" for arg in spec.args)
+        lines += [f"{spec.name} ({spec.event_id}): {args or 'no args'}", f"    {spec.description}"]
+    args = ", ".join(f"{arg.type} {arg.name}" for arg in STALL_ARGS)
+    lines += [f"{STALL_EVENT_NAME} ({STALL_EVENT_ID}): {args}", f"    {STALL_DESCRIPTION}"]
+    return "\n".join(lines) + "\n"
+
+
+def _size(text: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    number, unit = (text[:-1], units[text[-1].upper()]) if text[-1:].upper() in units else (text, 1)
+    try:
+        return int(number) * unit
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a size like 512K or 8M, not {text!r}") from None
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+    return value
+
+
+class _StopSignal:
+    """Turns SIGINT and SIGTERM into a flag that the read loop checks."""
+
+    def __init__(self) -> None:
+        self.received = False
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.received = True
+
+
+def _slow_path_warning() -> str | None:
+    """One line when rawtrace runs without its compiled drain: which paths run instead, and why.
+
+    Where cffi is missing, the compiled drain cannot load either (it needs cffi's backend).
+    """
+    paths = runtime()
+    if paths["drain_fallback"] is None:
+        return None
+    slow, why = "the Python ring drain", [paths["drain_fallback"]]
+    if paths["ffi"] == "ctypes":
+        slow += " and ctypes syscalls"
+        why.append("cffi is not installed")
+    return f"rawtrace: warning: {slow} (slower): {'; '.join(dict.fromkeys(why))}"
+
+
+def _run_trace(args: argparse.Namespace, out: TextIO) -> int:
+    """Trace until a signal, --duration or COMMAND's end; COMMAND's exit status, else 0."""
+    warning = _slow_path_warning()
+    if warning:
+        print(warning, file=sys.stderr)
+    stop = _StopSignal()
+    shown = [spec.name for spec in lookup(args.events)]
+    printed = [*shown, STALL_EVENT_NAME]  # --summary's own events are not printed
+    tree = ProcessTree() if args.summary else None
+    written = 0
+    deadline = None if args.duration is None else time.monotonic() + args.duration
+    with contextlib.ExitStack() as stack:
+        # Events own standard output unless they go to a file: COMMAND writes to stderr then.
+        command = None
+        if args.command:
+            command_out = None if args.output else sys.stderr.fileno()
+            command = stack.enter_context(HeldCommand(args.command, command_out))
+        tracer = stack.enter_context(
+            Tracer(
+                with_summary_events(shown) if tree else shown,
+                pid=args.pid,
+                tid=args.tid,
+                uid=args.uid,
+                comm=args.comm,
+                cgroup=args.cgroup,
+                container=args.container,
+                follow=command.pid if command else args.follow,
+                stall_ms=args.stall_ms,
+                pages=DEFAULT_PAGES
+                if args.buffer is None
+                else pages_within(args.buffer, len(online_cpus())),
+                transport=args.transport,
+                attach=args.attach,
+            )
+        )
+        if args.output:
+            out = stack.enter_context(open(args.output, "w", encoding="utf-8"))
+        writer = JsonWriter(out) if args.json else TableWriter(out)
+        names = ",".join(spec.name for spec in tracer.specs)
+        via = tracer.attach_choice.family if tracer.attach_choice else args.attach
+        if not args.quiet:
+            print(f"rawtrace: tracing {names} via {via}; Ctrl-C to stop", file=sys.stderr)
+        sys.stderr.flush()
+        if command:
+            command.release()
+        while not stop.received and (deadline is None or time.monotonic() < deadline):
+            written += _write(tracer.read(timeout=0.1), writer, tree, printed)
+            out.flush()
+            if command and command.finished():
+                break
+        tracer.stop()
+        written += _write(list(tracer), writer, tree, printed)  # what the rings still hold
+        out.flush()
+        stats = tracer.stats()
+        status = command.wait() if command else 0
+    if tree is not None:
+        print("rawtrace: process tree", file=sys.stderr)
+        sys.stderr.write(tree.render())
+    if not args.quiet:
+        per_cpu = ", ".join(f"cpu{c}: {n}" for c, n in sorted(stats.lost_per_cpu.items()))
+        # Probe misses are unknown where the kernel keeps them to itself (kprobe PMU before 6.7).
+        missed = "unknown" if stats.missed is None else stats.missed
+        lost = f"{stats.lost} lost ({per_cpu}; probe misses: {missed})"
+        # The summary's events and filters applied in user space leave the rings unprinted.
+        read = f"; {stats.delivered} read from the rings" if stats.delivered != written else ""
+        print(f"rawtrace: {written} events, {lost}{read}", file=sys.stderr)
+    return status
+
+
+def _write(
+    events: list[Event],
+    writer: JsonWriter | TableWriter,
+    tree: ProcessTree | None,
+    printed: Sequence[str],
+) -> int:
+    """Write the events the user asked for, once the tree (with --summary) has seen them all;
+    how many were written."""
+    if tree is not None:
+        tree.add_all(events)
+        events = [event for event in events if event.event_name in printed]
+    for event in events:
+        writer.write(event)
+    return len(events)
+
+
+def _run_features(args: argparse.Namespace, out: TextIO) -> None:
+    report = collect()
+    out.write(json.dumps(report) + "\n" if args.json else format_table(report))
+
+
+def keep_log(error: VerifierError) -> str:
+    """Write a rejected program's verifier log to a file of its own; its path."""
+    fd, path = tempfile.mkstemp(prefix=f"rawtrace-verifier-{error.program}-", suffix=".log")
+    with os.fdopen(fd, "w") as log:
+        log.write(error.log)
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    # `-- COMMAND ARGS` is split off by hand: argparse's subparsers do not pass `--` through.
+    command = words[words.index("--") + 1 :] if "--" in words else []
+    parser = _parser()
+    args = parser.parse_args(words[: len(words) - len(command) - 1] if command else words)
+    args.command = command
+    try:
+        if args.subcommand == "trace" and args.list:
+            sys.stdout.write(_event_list())
+        elif args.subcommand == "trace":
+            args.events = _chosen_events(args, parser)
+            return _run_trace(args, sys.stdout)
+        elif args.subcommand == "features":
+            _run_features(args, sys.stdout)
+    except VerifierError as exc:
+        print(f"rawtrace: {exc}; the verifier's log is in {keep_log(exc)}", file=sys.stderr)
+        return 1
+    except RawtraceError as exc:
+        print(f"rawtrace: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        sys.stderr.close()  # the reader went away (| head): nothing left to say
+        return 0
+    return 0

@@ -1,0 +1,116 @@
+"""Events that a kernel tracepoint feeds (EventSpec.tracepoint), whatever the syscall family:
+their programs read the task through BTF, so where the kernel has none the event's syscall
+feed serves instead, through the family like any syscall event.
+
+    exit    sched:sched_process_exit    process_exit.py
+
+The follow filter still finds an exiting process: follow.py forgets a task only when it is
+freed, after its exit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Callable
+
+from bpf_bytecode.programs.capture import Capture
+from bpf_bytecode.programs.filters import Filters
+from bpf_bytecode.programs.output import Output
+from bpf_bytecode.programs.process_exit import (
+    REPORTED_KEY_SIZE,
+    REPORTED_VALUE_SIZE,
+    TAIL_SIZE,
+    GroupDeadField,
+    LastThread,
+    ProcessEnd,
+    process_exit,
+)
+from bpf_bytecode.programs.record import SYSCALL_RECORD
+from bpf_bytecode.programs.syscall import Tail
+from bpf_bytecode.programs.task import TaskLayout
+from kernel_compat import TracepointFormat, read_tracepoint_format
+from rawtrace.attach.tracepoint import attach_tracepoint
+from rawtrace.events.catalogue import EventSpec
+from rawtrace.kernel.bpf import MapType, ProgType
+from rawtrace.kernel.loading import Program, load_program
+from rawtrace.kernel.maps import Map
+
+# processes whose end was reported, kept while their other threads may still reach the
+# tracepoint (a moment): the oldest go first
+REPORTED_ENTRIES = 4096
+
+
+def syscall_fed(specs: Sequence[EventSpec], task: TaskLayout | None) -> list[EventSpec]:
+    """The events the syscall family attaches: all but those a tracepoint feeds here."""
+    return [spec for spec in specs if spec.tracepoint is None or task is None]
+
+
+def attach_tracepoint_fed(
+    specs: Sequence[EventSpec],
+    task: TaskLayout | None,
+    tracefs: Path,
+    output: Output,
+    filters: Filters,
+    resources: ExitStack,
+    links: ExitStack,
+) -> None:
+    """Load and attach the programs of the events a tracepoint feeds (none without BTF):
+    maps and programs owned by `resources`, attachments by `links`."""
+    if task is None:
+        return
+    for spec in specs:
+        if spec.tracepoint is None:
+            continue
+        category, name = spec.tracepoint.category, spec.tracepoint.name
+        tracepoint = read_tracepoint_format(tracefs, category, name)
+        load = _LOADERS[(category, name)]
+        program = load(spec, tracepoint, task, output, filters, resources)
+        links.callback(attach_tracepoint(program, tracefs, category, name).close)
+
+
+def _process_exit(
+    spec: EventSpec,
+    tracepoint: TracepointFormat,
+    task: TaskLayout,
+    output: Output,
+    filters: Filters,
+    resources: ExitStack,
+) -> Program:
+    scratch = resources.enter_context(
+        Map.create(
+            MapType.PERCPU_ARRAY,
+            key_size=4,
+            value_size=SYSCALL_RECORD.size + TAIL_SIZE,
+            max_entries=1,
+            name=f"{spec.name}_record"[:15],
+        )
+    )
+    end: ProcessEnd
+    if "group_dead" in tracepoint.fields:
+        end = GroupDeadField(tracepoint.field("group_dead").offset)
+    else:
+        reported = resources.enter_context(
+            Map.create(
+                MapType.LRU_HASH,
+                key_size=REPORTED_KEY_SIZE,
+                value_size=REPORTED_VALUE_SIZE,
+                max_entries=REPORTED_ENTRIES,
+                name=f"{spec.name}_reported"[:15],
+            )
+        )
+        end = LastThread(reported.fileno())
+    code = process_exit(
+        end=end,
+        output=output,
+        event_id=spec.event_id,
+        filters=filters,
+        task=task,
+        tail=Tail(Capture(arg_count=1), scratch.fileno()),  # one u64 slot: TAIL_SIZE
+    )
+    return resources.enter_context(load_program(f"{spec.name}_process", ProgType.TRACEPOINT, code))
+
+
+_Loader = Callable[[EventSpec, TracepointFormat, TaskLayout, Output, Filters, ExitStack], Program]
+_LOADERS: dict[tuple[str, str], _Loader] = {("sched", "sched_process_exit"): _process_exit}

@@ -1,0 +1,2 @@
+"""The kernel interface: raw syscalls, bpf() commands, perf events, owned fds, maps,
+program loading, privileges, the tracefs mount, feature probes and the task layout."""

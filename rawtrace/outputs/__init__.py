@@ -1,0 +1,1 @@
+"""Outputs: the table and NDJSON formats, and the --summary process tree."""
