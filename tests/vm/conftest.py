@@ -1,4 +1,4 @@
-"""Registers the `vm` marker of the harness tests and makes vmlib importable."""
+"""Registers the `vm` marker of the harness tests and makes the harness modules importable."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-# test_harness.py imports vmlib, which run and matrix load from their own
+# test_harness.py imports the harness modules, which run and matrix load from their own
 # directory; this works whatever pytest's --import-mode.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
