@@ -86,7 +86,7 @@ def guest_argv(argv: Sequence[str]) -> list[str]:
     return list(argv)
 
 
-def guest_env(pycache: Path) -> dict[str, str]:
+def guest_env() -> dict[str, str]:
     # The harness's interpreter directory goes first on PATH for the same
     # reason as in guest_argv: a `python3` run by the command skips the shim.
     path = os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
@@ -94,11 +94,9 @@ def guest_env(pycache: Path) -> dict[str, str]:
     for key, value in os.environ.items():
         if key in PASSED_ENV or key.startswith("RAWTRACE_"):
             env[key] = value
-    # Compiling is 16x slower in the guest (pytest's collection alone went
-    # from 23 s to 55 s without bytecode), so the bytecode is kept in the
-    # cache across runs and kernels, even where the host turns it off.
+    # Bytecode is kept across runs even where the host turns it off: guest_bytecode.py says why.
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
     return env
 
 
@@ -199,7 +197,7 @@ def run_in_vm(
     stderr: BinaryIO,
 ) -> int:
     """Run ARGV in CWD under KERNEL and return its exit status."""
-    env = {**guest_env(PYCACHE), GUEST_MARK: kernel.name}
+    env = {**guest_env(), GUEST_MARK: kernel.name}
     with tempfile.TemporaryDirectory(prefix="rawtrace-vm-") as tmp:
         run_dir = Path(tmp)
         bytecode = run_dir / "bytecode"

@@ -26,6 +26,7 @@ from initramfs import modules_cpio
 
 KERNELS_FILE = Path(__file__).resolve().with_name("kernels")
 CACHE = Path(os.environ.get("RAWTRACE_VM_CACHE", "/var/cache/rawtrace-vm"))
+KERNEL_DIRS = CACHE / "kernels"  # one per ABI, complete once it has its name (by rename)
 
 # A new point release is picked up at most this long after it reaches the mirror.
 RESOLVE_TTL_S = 24 * 3600
@@ -129,7 +130,7 @@ def _scratch_dir(parent: Path, name: str) -> Path:
 
 def _remove_leftovers() -> None:
     """Scratch directories of runs that were killed; only called under the lock."""
-    for path in (*CACHE.glob(".*"), *CACHE.glob("debs/.*"), *CACHE.glob("kernels/.*")):
+    for path in (*CACHE.glob(".*"), *CACHE.glob("debs/.*"), *KERNEL_DIRS.glob(".*")):
         if path.is_dir():
             shutil.rmtree(path)
 
@@ -157,7 +158,7 @@ def _cached_abi(entry: KernelEntry, max_age_s: float) -> str | None:
         return None
     fresh = age < max_age_s and record.get("line") == [list(entry.suites), entry.abi_pattern]
     abi = record.get("abi")
-    return abi if fresh and isinstance(abi, str) and (CACHE / "kernels" / abi).is_dir() else None
+    return abi if fresh and isinstance(abi, str) and (KERNEL_DIRS / abi).is_dir() else None
 
 
 def _first_existing(*paths: Path) -> Path | None:
@@ -172,7 +173,7 @@ def _build_kernel(abi: str, packages: list[str], apt: PrivateApt) -> None:
         tmp = _scratch_dir(debs.parent, abi)
         apt.download(packages, tmp)
         tmp.rename(debs)
-    tmp = _scratch_dir(CACHE / "kernels", abi)
+    tmp = _scratch_dir(KERNEL_DIRS, abi)
     with tempfile.TemporaryDirectory(dir=CACHE, prefix=".extract.") as root:
         for deb in sorted(debs.glob("*.deb")):
             proc = subprocess.run(
@@ -192,7 +193,7 @@ def _build_kernel(abi: str, packages: list[str], apt: PrivateApt) -> None:
             raise HarnessError(f"no vmlinuz or modules for {abi} in {', '.join(packages)}")
         shutil.copyfile(vmlinuz, tmp / "vmlinuz")
         (tmp / "modules.cpio").write_bytes(modules_cpio(module_dir))
-    tmp.rename(CACHE / "kernels" / abi)
+    tmp.rename(KERNEL_DIRS / abi)
 
 
 def ensure_kernel(entry: KernelEntry) -> Kernel:
@@ -201,7 +202,7 @@ def ensure_kernel(entry: KernelEntry) -> Kernel:
     if abi is None:
         with cache_lock():
             abi = _cached_abi(entry, RESOLVE_TTL_S) or _resolve_and_build(entry)
-    return Kernel(entry.name, abi, CACHE / "kernels" / abi)
+    return Kernel(entry.name, abi, KERNEL_DIRS / abi)
 
 
 def _resolve_and_build(entry: KernelEntry) -> str:
@@ -215,7 +216,7 @@ def _resolve_and_build(entry: KernelEntry) -> str:
             raise HarnessError(
                 f"no package linux-image-{entry.abi_pattern} in {','.join(entry.suites)}"
             )
-        if not (CACHE / "kernels" / abi).is_dir():
+        if not (KERNEL_DIRS / abi).is_dir():
             _build_kernel(abi, packages_for(abi, names), apt)
             warn(f"fetched and unpacked {abi} in {time.monotonic() - start:.1f} s")
     except HarnessError as e:

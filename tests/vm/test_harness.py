@@ -32,9 +32,9 @@ pytestmark = [
 ]
 
 
-def run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, RUN, *args], capture_output=True, text=True, timeout=timeout, check=False
+        [sys.executable, RUN, *args], capture_output=True, text=True, timeout=600, check=False
     )
 
 
