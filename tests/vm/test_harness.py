@@ -13,7 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
-import vmlib  # on sys.path through conftest.py
+from guest import GUEST_MARK  # tests/vm is on sys.path through conftest.py
+from harness_error import HARNESS_FAILURE, INSTALL_HINT
+from kernels import read_kernel_list
 
 RUN = str(Path(__file__).with_name("run"))
 KERNEL = "6.1"
@@ -22,17 +24,17 @@ pytestmark = [
     pytest.mark.vm,
     pytest.mark.skipif(
         shutil.which("qemu-system-x86_64") is None,
-        reason=f"qemu is not installed ({vmlib.INSTALL_HINT})",
+        reason=f"qemu is not installed ({INSTALL_HINT})",
     ),
     pytest.mark.skipif(
-        vmlib.GUEST_MARK in os.environ, reason="already in a tests/vm guest: no QEMU in QEMU"
+        GUEST_MARK in os.environ, reason="already in a tests/vm guest: no QEMU in QEMU"
     ),
 ]
 
 
-def run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, RUN, *args], capture_output=True, text=True, timeout=timeout, check=False
+        [sys.executable, RUN, *args], capture_output=True, text=True, timeout=600, check=False
     )
 
 
@@ -57,7 +59,7 @@ def test_output_streams_while_the_command_runs() -> None:
 
 def test_a_command_past_its_timeout_is_a_harness_failure() -> None:
     proc = run(KERNEL, "--timeout", "5", "--", "sleep", "60")
-    assert proc.returncode == vmlib.HARNESS_FAILURE
+    assert proc.returncode == HARNESS_FAILURE
     assert "the command timed out after 5 s" in proc.stderr
     assert "Linux version" in proc.stderr  # the guest console comes with it
 
@@ -74,11 +76,11 @@ def test_the_tree_is_writable_and_a_share_reaches_the_host(tmp_path: Path) -> No
 
 def test_an_unknown_kernel_is_a_harness_failure() -> None:
     proc = run("1.0", "--", "true")
-    assert proc.returncode == vmlib.HARNESS_FAILURE
+    assert proc.returncode == HARNESS_FAILURE
     assert "unknown kernel '1.0'" in proc.stderr
 
 
-@pytest.mark.parametrize("kernel", [e.name for e in vmlib.read_kernel_list()])
+@pytest.mark.parametrize("kernel", [e.name for e in read_kernel_list()])
 def test_every_kernel_of_the_matrix_has_kprobes(kernel: str) -> None:
     # The acceptance check of issue 3, as written there.
     pmu = "/sys/bus/event_source/devices/kprobe"
