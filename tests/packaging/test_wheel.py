@@ -28,7 +28,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "vm"))
-import vmlib  # noqa: E402 - tests/vm, put on sys.path above: it reads the host's apt sources
+from debian_apt import mirror_for  # noqa: E402 - tests/vm, put on sys.path above: the host's apt sources
 
 pytestmark = pytest.mark.wheel
 
@@ -183,7 +183,7 @@ def bare_root() -> Path:
     # made beside its final name and renamed there, so a run that fails or races leaves no
     # half-made root behind
     partial = Path(tempfile.mkdtemp(prefix=f"{codename}-", dir=CACHE))
-    mirror = vmlib.mirror_for(codename)
+    mirror = mirror_for(codename)
     partial.chmod(0o755)
     options = ["--variant=minbase", "--include=python3"]
     options += [f"--keyring={mirror.signed_by}"] if mirror.signed_by else []
