@@ -1,7 +1,8 @@
-"""A trace from start to finish: plan, load, attach, read, decode; and the public `trace()`.
+"""The reading side of a trace, and the public `trace()`: a Tracer takes a plan
+(rawtrace.plan), has a Session (rawtrace.session) make its kernel side, and turns what the rings
+hold into events: read(), iteration, `async for`, run() with callbacks, stats().
 
-The CLI is built on this module and nothing else of the pipeline, so the Python API can do
-whatever the command line does.
+The CLI is a thin caller of Tracer.run, so the Python API can do whatever the command line does.
 """
 
 from __future__ import annotations
@@ -12,47 +13,20 @@ import select
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import ExitStack
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Callable
+from typing import Any, Callable
 
-from bpf_bytecode import Item
-from bpf_bytecode.programs.capture import SyscallArgs
 from bpf_bytecode.programs.filters import Filters
-from bpf_bytecode.programs.output import Output
-from bpf_bytecode.programs.record import SYSCALL_RECORD
-from bpf_bytecode.programs.syscall import Tail, syscall_enter, syscall_entry_event, syscall_exit
-from bpf_bytecode.programs.task import TaskLayout
-from bpf_bytecode.programs.vfork import Hold, VforkMaps
-from rawtrace.attach import Link, SyscallFamily, detach_all, total_missed
-from rawtrace.attach.ladder import AUTO, Choice, climb, rungs
+from rawtrace.attach.ladder import Choice
 from rawtrace.errors import RawtraceError
-from rawtrace.events.catalogue import EventSpec, lookup
+from rawtrace.events.catalogue import EventSpec
 from rawtrace.events.decoding import Decoder
 from rawtrace.events.event import Event
 from rawtrace.events.stalls import StallAlarm
-from rawtrace.events.tracepoint_fed import attach_tracepoint_fed, syscall_fed
-from rawtrace.events.vfork_watch import VforkWatch
-from rawtrace.filters.building import Cgroups, Ints, Strs, build_filters
-from rawtrace.filters.following import follow_tree
-from rawtrace.filters.placing import AUTO as AUTO_FILTERS
-from rawtrace.filters.placing import UserFilter, check_mode, split_filters
-from rawtrace.kernel.bpf import AttachType, MapType, ProgType
-from rawtrace.kernel.loading import OwnedPrograms, Program
-from rawtrace.kernel.maps import Map
-from rawtrace.kernel.privileges import lift_memlock_limit, require_tracing_capabilities
-from rawtrace.kernel.task_layout import task_layout
-from rawtrace.kernel.tracefs_mount import ensure_tracefs
-from rawtrace.transports.opening import AUTO as AUTO_TRANSPORT
-from rawtrace.transports.opening import RingReader, open_transport
-from rawtrace.transports.perf_reader import DEFAULT_PAGES
-
-START_TIMES_ENTRIES = 16384  # threads inside a traced call at once; LRU evicts missed exits
-# An event with a tail keeps it in its start-time map: fewer entries for bigger tails (execve's
-# strings), at least enough for the execs a machine runs at once.
-TAILS_BUDGET = 8 << 20
-TAILS_ENTRIES_MIN = 1024
+from rawtrace.plan import TracePlan
+from rawtrace.session import Session
+from rawtrace.transports.opening import RingReader
 
 
 @dataclass(frozen=True)
@@ -73,17 +47,17 @@ class TraceStats:
 
 class Tracer:
     """Traces events until closed: a context manager that starts on entry and closes on exit.
-    Iterate it (`for`, `async for`), call read(timeout), or run() with on_event/on_lost
-    callbacks; fileno() nests it in another event loop.
+    Iterate it (`for`, `async for`), call read(timeout), or run() with on_event (each event) or
+    on_batch (each read's events) and on_lost callbacks; fileno() nests it in an event loop.
 
-    `pid`, `tid`, `uid`, `comm`, `cgroup` (a path or an id) and `container` (an id prefix)
-    filter in the kernel: each takes one value or several (any of them matches), and kinds
-    combine (all must match). `follow` traces a process and every descendant it creates
-    after the start. `filters_in="user"` applies the other filters to the decoded events
-    instead, as "auto" does for a kind whose helper the kernel lacks, where "kernel" raises
-    (see rawtrace.filters.placing). `attach` forces an attach family (see
-    rawtrace.attach.ladder); by default the first that works is used. `transport` forces perf
-    rings or the BPF ring buffer (see rawtrace.transports.opening). `pages` sizes each ring.
+    `plan` is a TracePlan, or event names with the options of TracePlan.build: the filters
+    `pid`, `tid`, `uid`, `comm`, `cgroup` (a path or an id) and `container` (an id prefix),
+    each one value or several (any matches), kinds combined (all must match), compiled into
+    the programs; `follow` (a process and every descendant it creates after the start);
+    `filters_in="user"` (filter the decoded events instead, as "auto" does for a kind whose
+    helper the kernel lacks; rawtrace.filters.placing); `attach` (a forced attach family,
+    rawtrace.attach.ladder); `transport` (perf rings or the BPF ring buffer,
+    rawtrace.transports.opening); `pages` (each ring's size); `stall_ms`.
 
     >>> with trace("vfork") as tracer:           # doctest: +SKIP
     ...     for event in tracer:
@@ -92,55 +66,21 @@ class Tracer:
 
     def __init__(
         self,
-        events: str | Sequence[str] = "vfork",
+        plan: TracePlan | str | Sequence[str] = "vfork",
         *,
-        pid: Ints = None,
-        tid: Ints = None,
-        uid: Ints = None,
-        comm: Strs = None,
-        cgroup: Cgroups = None,
-        container: Strs = None,
-        follow: int | None = None,
-        stall_ms: float | None = None,
-        pages: int = DEFAULT_PAGES,
-        attach: str = AUTO,
-        transport: str = AUTO_TRANSPORT,
-        filters_in: str = AUTO_FILTERS,
         on_event: Callable[[Event], object] | None = None,
+        on_batch: Callable[[list[Event]], object] | None = None,
         on_lost: Callable[[int, int], object] | None = None,
+        **options: Any,
     ) -> None:
-        self.specs = lookup(events if isinstance(events, str) else list(events))
-        rungs(attach)  # an unknown mode fails here, before anything is made
-        self.attach_mode = attach
-        self.attach_choice: Choice | None = None  # the family used, and why those above failed
-        self.filters = build_filters(
-            pid=pid, tid=tid, uid=uid, comm=comm, cgroup=cgroup, container=container
-        )
-        check_mode(filters_in)
-        self.filters_in = filters_in  # auto, kernel or user
-        self.filters_in_user_space: tuple[str, ...] = ()  # the kinds filtered after decoding
-        self._user_filter = UserFilter()
-        self.follow = follow
-        if stall_ms is not None and stall_ms <= 0:
-            raise RawtraceError(f"a stall threshold of {stall_ms} ms", "give a positive --stall-ms")
-        if stall_ms is not None and not any(spec.holds is not None for spec in self.specs):
-            raise RawtraceError(
-                "a stall alarm watches vfork, clone and clone3, and none of them is traced",
-                "add vfork (or clone, clone3) to the events",
-            )
-        self.stall_ms = stall_ms
-        self._stalls: StallAlarm | None = None
-        self.pages = pages
+        self.plan = plan if isinstance(plan, TracePlan) else TracePlan.build(plan, **options)
         self.on_event = on_event
+        self.on_batch = on_batch
         self.on_lost = on_lost  # (cpu, newly lost records), from run()
-        self.transport_mode = transport  # auto, perf or ringbuf (see rawtrace.transports.opening)
-        self.transport_used: str | None = None  # what auto chose
-        self._resources = ExitStack()
-        self._links = ExitStack()
-        self._attached: list[Link] = []
-        self._missed: int | None = 0
+        self._session = Session(self.plan)
         self._reader: RingReader | None = None
         self._decoder = Decoder()
+        self._stalls: StallAlarm | None = None
         self._delivered = 0
         self._stopped = False
         self._closed = False
@@ -151,92 +91,54 @@ class Tracer:
         self._wake_read, self._wake_write = -1, -1
         self._lost_reported: dict[int, int] = {}
 
+    @property
+    def specs(self) -> tuple[EventSpec, ...]:
+        return self.plan.events
+
+    @property
+    def attach_choice(self) -> Choice | None:
+        """The attach family used, and why those above it failed."""
+        return self._session.attach_choice
+
+    @property
+    def transport_used(self) -> str | None:
+        """What the transport mode chose: perf or ringbuf."""
+        return self._session.transport_used
+
+    @property
+    def filters(self) -> Filters:
+        """The filters as the programs compile them."""
+        return self._session.filters
+
+    @property
+    def filters_in_user_space(self) -> tuple[str, ...]:
+        """The filter kinds applied to the decoded events instead of in the kernel."""
+        return self._session.user_filter.kinds
+
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> Tracer:
         """Load and attach everything; on any failure, release what was made and raise."""
         try:
-            self._start()
+            self._reader = self._session.open()
+            self._decoder = Decoder(task_context=self._session.task is not None)
+            watch, stall_ms = self._session.watch, self.plan.stall_ms
+            if watch is not None and stall_ms is not None:
+                self._stalls = StallAlarm(watch, stall_ms, self._decoder.monotonic_to_wall)
+            self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            self._poller.register(self._reader.fileno(), select.POLLIN)
+            self._poller.register(self._wake_read, select.POLLIN)
         except BaseException:
             self.close()
             raise
         return self
-
-    def _start(self) -> None:
-        require_tracing_capabilities()
-        lift_memlock_limit()
-        tracefs = ensure_tracefs()
-        task = task_layout()
-        self._decoder = Decoder(task_context=task is not None)
-        self.filters, self._user_filter = split_filters(self.filters, self.filters_in)
-        self.filters_in_user_space = self._user_filter.kinds
-        if self.follow is not None:
-            followed = follow_tree(self.follow, tracefs, self._resources, self._links)
-            self.filters = replace(self.filters, followed_fd=followed.fileno())
-        start_times = self._resources.enter_context(
-            Map.create(
-                MapType.LRU_HASH,
-                key_size=8,
-                value_size=8,
-                max_entries=START_TIMES_ENTRIES,
-                name="rawtrace_starts",
-            )
-        )
-        watch = None
-        if any(spec.holds is not None for spec in self.specs):
-            watch = VforkWatch(self._resources)
-            self._links.callback(detach_all, watch.attach_tracepoints(tracefs))
-            if self.stall_ms is not None:
-                self._stalls = StallAlarm(watch, self.stall_ms, self._decoder.monotonic_to_wall)
-        vfork_maps = watch.maps if watch is not None else None
-        event_maps = [
-            (spec, _event_maps(spec, start_times, self._resources, vfork_maps))
-            for spec in syscall_fed(self.specs, task)
-        ]
-        # The rings exist before any program runs, so the first event already has a place.
-        transport = open_transport(self.transport_mode, self._resources, self.pages)
-        self.transport_used = transport.name
-        self._reader = transport.reader
-        self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._resources.callback(os.close, self._wake_read)
-        self._resources.callback(os.close, self._wake_write)
-        self._poller.register(self._reader.fileno(), select.POLLIN)
-        self._poller.register(self._wake_read, select.POLLIN)
-        attach_tracepoint_fed(
-            self.specs, task, tracefs, transport.output, self.filters, self._resources, self._links
-        )
-
-        def attach(family: SyscallFamily) -> None:
-            # One attempt: what a failed family made is released before the next is tried.
-            with ExitStack() as programs, ExitStack() as links:
-                # The watchers go on first and come off last, so that no vfork event of the
-                # trace misses its child's release.
-                watchers = [] if watch is None else watch.attach_releases(family, programs)
-                links.callback(detach_all, watchers)
-                attached = []
-                for spec, maps in event_maps:
-                    loader = _SyscallProgramLoader(
-                        spec, maps, transport.output, self.filters, task, programs
-                    )
-                    link = family.attach_syscall(spec.feed.syscall, loader)
-                    links.callback(link.close)
-                    attached.append(link)
-                self._resources.enter_context(programs.pop_all())
-                links.pop_all()
-                self._links.callback(detach_all, watchers)
-                self._links.callback(detach_all, attached)
-                self._attached = attached
-
-        self.attach_choice = climb(self.attach_mode, tracefs, attach)
 
     def stop(self) -> None:
         """Detach every program; a read blocked in another thread returns. Events already in
         the rings can still be read."""
         self._stopped = True
         self._wake()
-        self._count_missed()
-        self._attached = []
-        self._links.close()
+        self._session.detach()
 
     def close(self) -> None:
         """Detach and release everything. Idempotent, and safe from another thread, where it
@@ -245,8 +147,11 @@ class Tracer:
         with self._lock:
             self._closed = True
             self._reader = None
+            for fd in (self._wake_read, self._wake_write):
+                if fd >= 0:
+                    os.close(fd)
             self._wake_read, self._wake_write = -1, -1
-            self._resources.close()
+            self._session.close()
 
     def _wake(self) -> None:
         with self._lock:
@@ -311,7 +216,8 @@ class Tracer:
             events += self._stalls.check()
         # Each CPU has its own ring: merge them into the order the events happened.
         events.sort(key=_timestamp)
-        return self._user_filter(events) if self.filters_in_user_space else events
+        user_filter = self._session.user_filter
+        return user_filter(events) if user_filter.kinds else events
 
     def __iter__(self) -> Iterator[Event]:
         """Events as they come, until stop() or close(); after stop(), what the rings still
@@ -345,25 +251,34 @@ class Tracer:
             finally:
                 loop.remove_reader(fd)
 
-    def run(self, duration: float | None = None) -> None:
-        """Callback mode: hand each event to on_event and new losses to on_lost(cpu, count),
-        until stop() (from a callback, a signal handler or another thread) or `duration`
-        seconds; then detach and deliver what the rings still hold."""
-        if self.on_event is None:
-            raise RawtraceError("run() delivers events to on_event", "pass on_event= to trace()")
+    def run(self, duration: float | None = None, until: Callable[[], bool] | None = None) -> None:
+        """Callback mode: hand each read's events to on_batch (or each event to on_event) and
+        new losses to on_lost(cpu, count), until stop() (from a callback, a signal handler or
+        another thread), `duration` seconds, or `until()` turns true (checked at least every
+        0.1 s); then detach and deliver what the rings still hold."""
+        if self.on_event is None and self.on_batch is None:
+            raise RawtraceError(
+                "run() delivers events to on_event or on_batch", "pass on_event= to trace()"
+            )
         deadline = None if duration is None else time.monotonic() + duration
-        while not self._stopped:
+        while not self._stopped and not (until is not None and until()):
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 break
+            if until is not None:
+                left = _UNTIL_CHECK if left is None else min(left, _UNTIL_CHECK)
             self._dispatch(self.read(left))
         self.stop()
-        self._dispatch(self.read(0))
+        while events := self.read(0):  # what the rings still hold
+            self._dispatch(events)
+        self._dispatch([])  # the last losses
 
     def _dispatch(self, events: list[Event]) -> None:
-        assert self.on_event is not None
-        for event in events:
-            self.on_event(event)
+        if self.on_batch is not None:
+            self.on_batch(events)
+        elif self.on_event is not None:
+            for event in events:
+                self.on_event(event)
         if self.on_lost is None or self._reader is None:
             return
         for cpu, lost in self._reader.lost_per_cpu().items():
@@ -374,15 +289,12 @@ class Tracer:
 
     def stats(self) -> TraceStats:
         reader = self._require_reader()
-        self._count_missed()
         return TraceStats(
-            self._delivered, reader.lost_per_cpu(), self._decoder.undecodable, self._missed
+            self._delivered,
+            reader.lost_per_cpu(),
+            self._decoder.undecodable,
+            self._session.missed(),
         )
-
-    def _count_missed(self) -> None:
-        # Only while attached: a tracefs probe's counts go with the probe.
-        if self._attached:
-            self._missed = total_missed(link.missed() for link in self._attached)
 
     def _require_reader(self) -> RingReader:
         if self._reader is None:
@@ -390,123 +302,7 @@ class Tracer:
         return self._reader
 
 
-@dataclass(frozen=True)
-class _EventMaps:
-    """The maps one event's programs share: start times (with the tail noted at entry), and
-    for an event with a tail the per-CPU array its record is built in."""
-
-    start_times: Map
-    tail: Tail | None
-
-
-def _event_maps(
-    spec: EventSpec, start_times: Map, resources: ExitStack, vfork: VforkMaps | None
-) -> _EventMaps:
-    """Events without a tail share `start_times` (a thread is in one syscall at a time); each
-    event with one gets maps sized for it, owned by `resources`. A call that holds its parent
-    notes holds in the `vfork` maps."""
-    if spec.capture is None:
-        return _EventMaps(start_times, None)
-    hold = None
-    if spec.holds is not None and vfork is not None:
-        hold = Hold(vfork, spec.event_id, spec.holds)
-    scratch = resources.enter_context(
-        Map.create(
-            MapType.PERCPU_ARRAY,
-            key_size=4,
-            value_size=SYSCALL_RECORD.size + spec.tail_size,
-            max_entries=1,
-            name=f"{spec.name}_record"[:15],
-        )
-    )
-    tail = Tail(spec.capture, scratch.fileno(), hold)
-    if spec.feed.at_entry:
-        return _EventMaps(start_times, tail)  # no start to note: the entry sends the record
-    value_size = 8 + spec.capture.size
-    entries = min(START_TIMES_ENTRIES, max(TAILS_ENTRIES_MIN, TAILS_BUDGET // value_size))
-    own_start_times = resources.enter_context(
-        Map.create(
-            MapType.LRU_HASH,
-            key_size=8,
-            value_size=value_size,
-            max_entries=entries,
-            name=f"{spec.name}_starts"[:15],
-        )
-    )
-    return _EventMaps(own_start_times, tail)
-
-
-class _SyscallProgramLoader:
-    """Loads one syscall event's programs for whichever family asks (see attach.SyscallPrograms);
-    the programs are owned by the tracer's resources."""
-
-    def __init__(
-        self,
-        spec: EventSpec,
-        maps: _EventMaps,
-        output: Output,
-        filters: Filters,
-        task: TaskLayout | None,
-        resources: ExitStack,
-    ) -> None:
-        self.spec = spec
-        self.start_times = maps.start_times
-        self.tail = maps.tail
-        self.output = output
-        self.filters = filters
-        self.task = task
-        self.programs = OwnedPrograms(spec.name, resources)
-        self.at_entry = spec.feed.at_entry
-
-    def enter(
-        self,
-        prog_type: ProgType,
-        match: Sequence[Item] = (),
-        *,
-        args: SyscallArgs,
-        expected_attach_type: AttachType = AttachType.NONE,
-        attach_btf_id: int = 0,
-    ) -> Program:
-        if self.at_entry and self.tail is not None:
-            code = syscall_entry_event(
-                match=match,
-                args=args,
-                output=self.output,
-                event_id=self.spec.event_id,
-                filters=self.filters,
-                task=self.task,
-                tail=self.tail,
-            )
-        else:
-            code = syscall_enter(
-                match=match,
-                start_times_fd=self.start_times.fileno(),
-                filters=self.filters,
-                args=args,
-                tail=self.tail,
-            )
-        return self.programs.load("enter", prog_type, code, expected_attach_type, attach_btf_id)
-
-    def exit(
-        self,
-        prog_type: ProgType,
-        load_ret: Sequence[Item],
-        *,
-        expected_attach_type: AttachType = AttachType.NONE,
-        attach_btf_id: int = 0,
-    ) -> Program:
-        code = syscall_exit(
-            load_ret=load_ret,
-            start_times_fd=self.start_times.fileno(),
-            output=self.output,
-            event_id=self.spec.event_id,
-            skip_child_return=self.spec.feed.skip_child_return,
-            filters=self.filters,
-            task=self.task,
-            tail=self.tail,
-        )
-        return self.programs.load("exit", prog_type, code, expected_attach_type, attach_btf_id)
-
+_UNTIL_CHECK = 0.1  # seconds between checks of run()'s `until`
 
 trace = Tracer
 """`rawtrace.trace(events, ...)`: a Tracer, started when its `with` block is entered."""

@@ -13,8 +13,8 @@ import os
 import signal
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
+from dataclasses import replace
 from types import FrameType
 from typing import TextIO
 
@@ -27,8 +27,10 @@ from rawtrace.errors import RawtraceError, VerifierError
 from rawtrace.events.catalogue import CATALOGUE, lookup
 from rawtrace.events.event import Event
 from rawtrace.events.stalls import STALL_ARGS, STALL_DESCRIPTION, STALL_EVENT_ID, STALL_EVENT_NAME
+from rawtrace.filters.kinds import KINDS
 from rawtrace.outputs.formats import JsonWriter, TableWriter
 from rawtrace.outputs.process_tree import ProcessTree, with_summary_events
+from rawtrace.plan import TracePlan
 from rawtrace.tracer import Tracer
 from rawtrace.transports.opening import AUTO, TRANSPORTS, pages_within
 from rawtrace.transports.perf_reader import DEFAULT_PAGES
@@ -90,14 +92,10 @@ def _parser() -> argparse.ArgumentParser:
         "applied in the kernel; repeat one to accept any of its values, combine kinds to "
         "require all of them",
     )
-    filters.add_argument("--pid", type=int, action="append", help="the caller's process id")
-    filters.add_argument("--tid", type=int, action="append", help="the caller's thread id")
-    filters.add_argument("--uid", type=int, action="append", help="the caller's user id")
-    filters.add_argument("--comm", action="append", help="the caller's name (comm)")
-    filters.add_argument(
-        "--cgroup", action="append", help="a cgroup v2 path (as in /proc/PID/cgroup) or id"
-    )
-    filters.add_argument("--container", action="append", help="a container id prefix")
+    for kind in KINDS:
+        filters.add_argument(
+            f"--{kind.name}", type=kind.value_type, action="append", help=kind.help
+        )
     filters.add_argument(
         "--follow", type=int, metavar="PID", help="PID and every descendant it creates"
     )
@@ -197,31 +195,31 @@ def _run_trace(args: argparse.Namespace, out: TextIO) -> int:
     printed = [*shown, STALL_EVENT_NAME]  # --summary's own events are not printed
     tree = ProcessTree() if args.summary else None
     written = 0
-    deadline = None if args.duration is None else time.monotonic() + args.duration
+    plan = TracePlan.build(
+        with_summary_events(shown) if tree else shown,
+        follow=args.follow,
+        stall_ms=args.stall_ms,
+        pages=DEFAULT_PAGES
+        if args.buffer is None
+        else pages_within(args.buffer, len(online_cpus())),
+        transport=args.transport,
+        attach=args.attach,
+        **{kind.name: getattr(args, kind.name) for kind in KINDS},
+    )
     with contextlib.ExitStack() as stack:
         # Events own standard output unless they go to a file: COMMAND writes to stderr then.
         command = None
         if args.command:
             command_out = None if args.output else sys.stderr.fileno()
             command = stack.enter_context(HeldCommand(args.command, command_out))
-        tracer = stack.enter_context(
-            Tracer(
-                with_summary_events(shown) if tree else shown,
-                pid=args.pid,
-                tid=args.tid,
-                uid=args.uid,
-                comm=args.comm,
-                cgroup=args.cgroup,
-                container=args.container,
-                follow=command.pid if command else args.follow,
-                stall_ms=args.stall_ms,
-                pages=DEFAULT_PAGES
-                if args.buffer is None
-                else pages_within(args.buffer, len(online_cpus())),
-                transport=args.transport,
-                attach=args.attach,
-            )
-        )
+            plan = replace(plan, follow=command.pid)
+
+        def write(events: list[Event]) -> None:
+            nonlocal written
+            written += _write(events, writer, tree, printed)
+            out.flush()
+
+        tracer = stack.enter_context(Tracer(plan, on_batch=write))
         if args.output:
             out = stack.enter_context(open(args.output, "w", encoding="utf-8"))
         writer = JsonWriter(out) if args.json else TableWriter(out)
@@ -232,14 +230,8 @@ def _run_trace(args: argparse.Namespace, out: TextIO) -> int:
         sys.stderr.flush()
         if command:
             command.release()
-        while not stop.received and (deadline is None or time.monotonic() < deadline):
-            written += _write(tracer.read(timeout=0.1), writer, tree, printed)
-            out.flush()
-            if command and command.finished():
-                break
-        tracer.stop()
-        written += _write(list(tracer), writer, tree, printed)  # what the rings still hold
-        out.flush()
+        finished = command.finished if command else lambda: False
+        tracer.run(args.duration, until=lambda: stop.received or finished())
         stats = tracer.stats()
         status = command.wait() if command else 0
     if tree is not None:

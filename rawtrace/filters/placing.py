@@ -17,17 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from operator import attrgetter
-from typing import Any, Callable
+from typing import Any
 
 from bpf_bytecode.programs.filters import Filters
 from rawtrace.errors import KernelFeatureMissing, RawtraceError, reason
-from rawtrace.events.event import Event, kernel_string
+from rawtrace.events.event import Event
+from rawtrace.filters.kinds import KINDS, FilterKind
 from rawtrace.kernel.feature_probes import (
-    CURRENT_CGROUP_ID,
-    CURRENT_COMM,
     CURRENT_PID_TGID,
-    CURRENT_UID_GID,
     HASH_MAPS,
     TRACEPOINT_PROGRAMS,
     FeatureProbe,
@@ -38,30 +35,8 @@ FILTERS_IN = (AUTO, KERNEL, USER)
 USER_SPACE = "user space"
 
 
-def _same(value: Any) -> Any:
-    return value
-
-
-@dataclass(frozen=True)
-class FilterKind:
-    """A kind of filter: its Filters field, what it needs in BPF, what it compares in an event."""
-
-    name: str  # as the CLI option and the Tracer keyword
-    values: str  # the Filters field that holds its values
-    needs: FeatureProbe
-    field: Callable[[Event], Any]
-    spell: Callable[[Any], Any] = _same  # a value as the event spells it
-
-
-KINDS: tuple[FilterKind, ...] = (
-    # the kernel compares the host's ids (bpf_get_current_pid_tgid)
-    FilterKind("pid", "pids", CURRENT_PID_TGID, attrgetter("host_process_id")),
-    FilterKind("tid", "tids", CURRENT_PID_TGID, attrgetter("host_thread_id")),
-    FilterKind("uid", "uids", CURRENT_UID_GID, attrgetter("user_id")),
-    FilterKind("comm", "comms", CURRENT_COMM, attrgetter("process_name"), kernel_string),
-    # --cgroup and --container both become cgroup ids
-    FilterKind("cgroup", "cgroups", CURRENT_CGROUP_ID, attrgetter("cgroup_id")),
-)
+# one kind per Filters field: --cgroup and --container both fill `cgroups`
+_COMPARED = tuple(k for i, k in enumerate(KINDS) if k.values not in {o.values for o in KINDS[:i]})
 FOLLOW_NEEDS = (HASH_MAPS, TRACEPOINT_PROGRAMS, CURRENT_PID_TGID)
 
 
@@ -122,7 +97,7 @@ def split_filters(filters: Filters, filters_in: str) -> tuple[Filters, UserFilte
     check_mode(filters_in)
     checks: list[tuple[FilterKind, frozenset[Any]]] = []
     emptied: dict[str, Any] = {}
-    for kind in KINDS:
+    for kind in _COMPARED:
         values = getattr(filters, kind.values)
         if values and place(kind, filters_in).where == USER_SPACE:
             checks.append((kind, frozenset(kind.spell(value) for value in values)))
@@ -133,7 +108,7 @@ def split_filters(filters: Filters, filters_in: str) -> tuple[Filters, UserFilte
 def report() -> list[dict[str, Any]]:
     """For `rawtrace features`: where each kind runs in auto mode, and why not in the kernel."""
     rows = []
-    for kind in KINDS:
+    for kind in _COMPARED:
         try:
             where = place(kind, AUTO)
         except (RawtraceError, OSError) as exc:

@@ -83,10 +83,12 @@ def test_cli_keeps_a_rejected_programs_log_in_a_file(
 ) -> None:
     """A program the verifier refuses (here: one that reads an unset register) ends the CLI
     with one line naming the program and the file that holds the verifier's log."""
-    from rawtrace import tracer
     from rawtrace.cli import command_line as cli
+    from rawtrace.events import event_programs
 
-    monkeypatch.setattr(tracer, "syscall_exit", lambda **_: [mov64_reg(Reg.R0, Reg.R2), exit_()])
+    monkeypatch.setattr(
+        event_programs, "syscall_exit", lambda **_: [mov64_reg(Reg.R0, Reg.R2), exit_()]
+    )
     assert cli.main(["trace", "vfork", "--duration", "0.1"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1

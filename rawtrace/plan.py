@@ -1,0 +1,79 @@
+"""What a trace is asked to do, validated once: the plan the CLI and the API both build.
+
+Building a plan needs no root and touches no kernel object: it checks every option, looks the
+events up and turns the filters into the values the programs compile in (a cgroup path becomes
+its id, read from the cgroup filesystem). A Session (rawtrace.session) makes the kernel side
+of a plan; a Tracer (rawtrace.tracer) reads it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bpf_bytecode.programs.filters import Filters
+from rawtrace.attach.ladder import AUTO as AUTO_ATTACH
+from rawtrace.attach.ladder import rungs
+from rawtrace.errors import RawtraceError
+from rawtrace.events.catalogue import EventSpec, lookup
+from rawtrace.filters.kinds import FilterValues, build_filters
+from rawtrace.filters.placing import AUTO as AUTO_FILTERS
+from rawtrace.filters.placing import check_mode
+from rawtrace.transports.opening import AUTO as AUTO_TRANSPORT
+from rawtrace.transports.opening import TRANSPORTS
+from rawtrace.transports.perf_reader import DEFAULT_PAGES
+
+
+@dataclass(frozen=True)
+class TracePlan:
+    """A trace, as asked: the events, the filters (as the programs compile them), follow, the
+    stall threshold, ring pages per CPU, and the attach family, transport and filter placement
+    (each "auto" or forced). Make one with `TracePlan.build`, which validates."""
+
+    events: tuple[EventSpec, ...]
+    filters: Filters
+    follow: int | None = None
+    stall_ms: float | None = None
+    pages: int = DEFAULT_PAGES
+    attach: str = AUTO_ATTACH
+    transport: str = AUTO_TRANSPORT
+    filters_in: str = AUTO_FILTERS
+
+    @classmethod
+    def build(
+        cls,
+        events: str | Sequence[str] = "vfork",
+        *,
+        follow: int | None = None,
+        stall_ms: float | None = None,
+        pages: int = DEFAULT_PAGES,
+        attach: str = AUTO_ATTACH,
+        transport: str = AUTO_TRANSPORT,
+        filters_in: str = AUTO_FILTERS,
+        **filters: FilterValues,
+    ) -> TracePlan:
+        """Check every option; `filters` are the kinds of rawtrace.filters.kinds (pid, tid,
+        uid, comm, cgroup, container), each one value or several. Raises RawtraceError naming
+        the option and what it accepts."""
+        specs = tuple(lookup(events if isinstance(events, str) else list(events)))
+        rungs(attach)  # an unknown mode fails here, before anything is made
+        if transport not in TRANSPORTS:
+            raise RawtraceError(
+                f"unknown transport {transport!r}", f"use one of {', '.join(TRANSPORTS)}"
+            )
+        built = build_filters(filters)
+        check_mode(filters_in)
+        if stall_ms is not None and not (stall_ms > 0 and math.isfinite(stall_ms)):
+            raise RawtraceError(f"a stall threshold of {stall_ms} ms", "give a positive --stall-ms")
+        if stall_ms is not None and not any(spec.holds is not None for spec in specs):
+            raise RawtraceError(
+                "a stall alarm watches vfork, clone and clone3, and none of them is traced",
+                "add vfork (or clone, clone3) to the events",
+            )
+        return cls(specs, built, follow, stall_ms, pages, attach, transport, filters_in)
+
+    @property
+    def holds(self) -> bool:
+        """Whether an event of the plan can hold its parent (vfork, clone, clone3)."""
+        return any(spec.holds is not None for spec in self.events)
