@@ -51,7 +51,7 @@ class Slot:
         """A slot of its own over `size` of this slot's bytes from `offset`: a declared reuse."""
         if offset < 0 or offset + size > self.size:
             raise FrameError(f"{name} ({offset}+{size}) does not fit in slot {self}")
-        return Slot(name, self.off + offset, size, self)
+        return Slot(f"{self.name}.{name}", self.off + offset, size, self)
 
     def contains(self, other: Slot) -> bool:
         """Whether `other` was declared inside this slot, directly or not."""

@@ -17,7 +17,9 @@ from typing import Callable
 
 import pytest
 
-from bpf_bytecode import Helper, Item, assemble, disassemble
+from bpf_bytecode import R10, Helper, Insn, InsnClass, Item, assemble, disassemble
+from bpf_bytecode.asm import mov64_reg
+from bpf_bytecode.opcodes import LD_IMM64, AluOp, Reg, Source
 from bpf_bytecode.programs.capture import (
     ArgsInContext,
     ArgsInUserRegs,
@@ -308,3 +310,27 @@ def test_builders_do_not_edit_their_inputs() -> None:
     """The same case built twice gives the same text: nothing shared is consumed."""
     for name in ("execve_exit_tp", "vfork_enter_tp_all", "process_exit_last_thread_all"):
         assert _text(CASES[name]()) == _text(CASES[name]())
+
+
+def _unnamed_stack_accesses(program: list[Item]) -> list[tuple[int, Insn]]:
+    """Loads and stores based on r10, and `r += off` after `r = r10`, that name no slot."""
+    insns = [item for item in program if isinstance(item, Insn)]
+    add_imm = InsnClass.ALU64 | AluOp.ADD | Source.K  # stack_addr's second instruction
+    unnamed = []
+    for index, insn in enumerate(insns):
+        cls = InsnClass.of(insn.opcode)
+        if insn.opcode == LD_IMM64 or insn.slot is not None:
+            continue
+        base = insn.src if cls == InsnClass.LDX else insn.dst
+        if cls in (InsnClass.LDX, InsnClass.ST, InsnClass.STX) and base == Reg.R10:
+            unnamed.append((index, insn))
+        after = insns[index - 1] if index else None
+        if insn.opcode == add_imm and after is not None and after == mov64_reg(insn.dst, R10):
+            unnamed.append((index, insn))
+    return unnamed
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_every_stack_access_names_its_slot(name: str) -> None:
+    """So the assembler's frame check sees every byte each program uses."""
+    assert _unnamed_stack_accesses(CASES[name]()) == []
