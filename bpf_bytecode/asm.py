@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from bpf_bytecode.frame import StackOff, stack_ref
 from bpf_bytecode.helpers import Helper
 from bpf_bytecode.insn import Insn, Label
 from bpf_bytecode.opcodes import (
@@ -118,23 +119,30 @@ def ja(target: str) -> Insn:
     return Insn(InsnClass.JMP | JmpOp.JA, Reg.R0, 0, 0, 0, target)
 
 
-def _load(size: Size) -> Callable[[Reg, Reg, int], Insn]:
-    def build(dst: Reg, src: Reg, off: int) -> Insn:
-        return Insn(InsnClass.LDX | Mode.MEM | size, dst, src, off)
+# A memory instruction's offset is a number, or with base r10 a stack slot (frame.py) or a
+# place in one, which the instruction then names for the assembler's check.
+
+
+def _load(size: Size) -> Callable[[Reg, Reg, StackOff], Insn]:
+    def build(dst: Reg, src: Reg, off: StackOff) -> Insn:
+        raw, slot = stack_ref(off)
+        return Insn(InsnClass.LDX | Mode.MEM | size, dst, src, raw, slot=slot)
 
     return build
 
 
-def _store_reg(size: Size) -> Callable[[Reg, int, Reg], Insn]:
-    def build(dst: Reg, off: int, src: Reg) -> Insn:
-        return Insn(InsnClass.STX | Mode.MEM | size, dst, src, off)
+def _store_reg(size: Size) -> Callable[[Reg, StackOff, Reg], Insn]:
+    def build(dst: Reg, off: StackOff, src: Reg) -> Insn:
+        raw, slot = stack_ref(off)
+        return Insn(InsnClass.STX | Mode.MEM | size, dst, src, raw, slot=slot)
 
     return build
 
 
-def _store_imm(size: Size) -> Callable[[Reg, int, int], Insn]:
-    def build(dst: Reg, off: int, imm: int) -> Insn:
-        return Insn(InsnClass.ST | Mode.MEM | size, dst, 0, off, imm)
+def _store_imm(size: Size) -> Callable[[Reg, StackOff, int], Insn]:
+    def build(dst: Reg, off: StackOff, imm: int) -> Insn:
+        raw, slot = stack_ref(off)
+        return Insn(InsnClass.ST | Mode.MEM | size, dst, 0, raw, imm, slot=slot)
 
     return build
 
@@ -145,6 +153,15 @@ stxb, stxh, stxw, stxdw = (_store_reg(size) for size in (Size.B, Size.H, Size.W,
 """*(size *)(dst + off) = src"""
 stb, sth, stw, stdw = (_store_imm(size) for size in (Size.B, Size.H, Size.W, Size.DW))
 """*(size *)(dst + off) = imm"""
+
+
+def stack_addr(dst: Reg, where: StackOff) -> list[Insn]:
+    """dst = r10 + off: the address of a stack slot (or of a place in one), for a helper."""
+    raw, slot = stack_ref(where)
+    return [
+        mov64_reg(dst, Reg.R10),
+        Insn(InsnClass.ALU64 | AluOp.ADD | Source.K, dst, imm=raw, slot=slot),
+    ]
 
 
 def ld_imm64(dst: Reg, imm: int) -> Insn:

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Union
 
-from bpf_bytecode.opcodes import LD_IMM64, InsnClass, JmpOp, Reg
+from bpf_bytecode.frame import Slot, check_slots
+from bpf_bytecode.opcodes import LD_IMM64, AluOp, InsnClass, JmpOp, Mode, Reg, Size, Source
 
 INSN_SIZE = 8
 _SLOT = struct.Struct("<BBhi")
+OFF_MIN, OFF_MAX = -(1 << 15), (1 << 15) - 1
+"""The range of an instruction's signed 16-bit offset: a jump reaches that many slots."""
 
 
 class AssemblyError(ValueError):
@@ -24,7 +27,9 @@ class AssemblyError(ValueError):
 
 @dataclass(frozen=True)
 class Insn:
-    """One instruction. A jump names its target label; assemble() turns that into `off`."""
+    """One instruction. A jump names its target label; assemble() turns that into `off`. An
+    instruction that addresses the stack may name the slot it lies in (frame.py), for the
+    assembler to check."""
 
     opcode: int
     dst: Reg = Reg.R0
@@ -32,6 +37,7 @@ class Insn:
     off: int = 0
     imm: int = 0
     target: str | None = None
+    slot: Slot | None = None
 
     @property
     def slots(self) -> int:
@@ -40,6 +46,8 @@ class Insn:
     def encode(self) -> bytes:
         if self.target is not None:
             raise AssemblyError(f"jump to label {self.target!r} is unresolved; use assemble()")
+        if not OFF_MIN <= self.off <= OFF_MAX:
+            raise AssemblyError(f"offset {self.off} does not fit in 16 bits")
         regs = (self.src << 4) | int(self.dst)
         if self.opcode == LD_IMM64:
             low, high = self.imm & 0xFFFFFFFF, (self.imm >> 32) & 0xFFFFFFFF
@@ -78,8 +86,40 @@ def label_slots(program: Iterable[Item]) -> dict[str, int]:
     return slots
 
 
+def _stack_bytes(insn: Insn) -> tuple[int, int]:
+    """The bytes below r10 an instruction that names a slot reaches: a load or store its
+    own; an address (stack_addr's r += off) everything from there to the slot's end, since
+    a helper given it may write any of them."""
+    cls = InsnClass.of(insn.opcode)
+    if cls in (InsnClass.LDX, InsnClass.ST, InsnClass.STX) and Mode.of(insn.opcode) == Mode.MEM:
+        if (insn.dst if cls != InsnClass.LDX else insn.src) != Reg.R10:
+            raise AssemblyError("names a stack slot, but its base register is not r10")
+        return insn.off, insn.off + Size.of(insn.opcode).nbytes
+    if insn.opcode == InsnClass.ALU64 | AluOp.ADD | Source.K and insn.slot is not None:
+        return insn.imm, insn.slot.end
+    raise AssemblyError("names a stack slot, but neither loads, stores nor adds an offset")
+
+
+def check_stack(program: Sequence[Item]) -> None:
+    """Every access that names a slot stays inside it, and no two slots overlap unless one
+    was declared inside the other (frame.py)."""
+    uses: list[tuple[int, Slot, int, int]] = []
+    for index, item in enumerate(program):
+        if isinstance(item, Insn) and item.slot is not None:
+            try:
+                start, end = _stack_bytes(item)
+            except AssemblyError as exc:
+                raise AssemblyError(f"instruction {index} {exc}: slot {item.slot}") from None
+            uses.append((index, item.slot, start, end))
+    fault = check_slots(uses)
+    if fault is not None:
+        raise AssemblyError(fault)
+
+
 def resolve(program: Sequence[Item]) -> list[Insn]:
-    """The instructions with every jump's offset filled in from its label, labels dropped."""
+    """The instructions with every jump's offset filled in from its label, labels dropped;
+    the stack slots they name are checked first (check_stack)."""
+    check_stack(program)
     slots = label_slots(program)
     resolved: list[Insn] = []
     slot = 0
@@ -93,17 +133,25 @@ def resolve(program: Sequence[Item]) -> list[Insn]:
         if item.target not in slots:
             raise AssemblyError(f"instruction {index} jumps to undefined label {item.target!r}")
         off = slots[item.target] - slot
-        if not -(1 << 15) <= off < (1 << 15):
+        if not OFF_MIN <= off <= OFF_MAX:
             raise AssemblyError(
                 f"instruction {index}: label {item.target!r} is {off} slots away, beyond a jump"
+                f" ({OFF_MIN} to {OFF_MAX})"
             )
-        resolved.append(Insn(item.opcode, item.dst, item.src, off, item.imm))
+        resolved.append(replace(item, off=off, target=None))
     return resolved
 
 
 def assemble(program: Sequence[Item]) -> bytes:
     """Encode a program to the bytes BPF_PROG_LOAD takes."""
-    return b"".join(insn.encode() for insn in resolve(program))
+    indexes = [index for index, item in enumerate(program) if isinstance(item, Insn)]
+    code = []
+    for index, insn in zip(indexes, resolve(program)):
+        try:
+            code.append(insn.encode())
+        except AssemblyError as exc:
+            raise AssemblyError(f"instruction {index}: {exc}") from None
+    return b"".join(code)
 
 
 def decode(code: bytes) -> Iterator[tuple[int, Insn]]:

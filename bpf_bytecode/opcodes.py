@@ -130,6 +130,11 @@ class Reg(IntEnum):
     R10 = 10
 
 
+R0, R1, R2, R3, R4, R5 = Reg.R0, Reg.R1, Reg.R2, Reg.R3, Reg.R4, Reg.R5
+R6, R7, R8, R9, R10 = Reg.R6, Reg.R7, Reg.R8, Reg.R9, Reg.R10
+"""The registers by their assembly names, for builders that read like assembly."""
+
+
 class PseudoSrc(IntEnum):
     """The src register of a 64-bit immediate load, telling the kernel what the constant is."""
 

@@ -32,15 +32,16 @@ from bpf_bytecode.asm import (
     mov64_imm,
     mov64_reg,
     or64_imm,
+    stack_addr,
     stw,
     stxdw,
     stxw,
 )
+from bpf_bytecode.fragments import scoped
+from bpf_bytecode.frame import Slot
 from bpf_bytecode.helpers import Helper
 from bpf_bytecode.insn import Item
-from bpf_bytecode.opcodes import Reg
-
-R0, R1, R2, R3, R6, R10 = Reg.R0, Reg.R1, Reg.R2, Reg.R3, Reg.R6, Reg.R10
+from bpf_bytecode.opcodes import R0, R1, R2, R3, R6, R10, Reg
 
 MAX_ARGS = 6  # a syscall has at most six
 
@@ -76,19 +77,18 @@ class ArgsInUserRegs:
 SyscallArgs = Union[ArgsInContext, ArgsInUserRegs]
 
 
-def load_args(where: SyscallArgs, count: int, dst: int) -> list[Item]:
-    """Store the syscall's first `count` args as u64s at r10 + dst. Context in r6; clobbers
+def load_args(where: SyscallArgs, count: int, dst: Slot) -> list[Item]:
+    """Store the syscall's first `count` args as u64s in slot `dst`. Context in r6; clobbers
     r0-r5. A fault leaves the helper's zeroes."""
     if count > len(where.offsets):
         raise ValueError(f"{count} args asked for, {len(where.offsets)} known")
     code: list[Item] = []
     for i, offset in enumerate(where.offsets[:count]):
         if isinstance(where, ArgsInContext):
-            code += [ldxdw(R1, R6, offset), stxdw(R10, dst + 8 * i, R1)]
+            code += [ldxdw(R1, R6, offset), stxdw(R10, dst.at(8 * i), R1)]
         else:
             code += [
-                mov64_reg(R1, R10),
-                add64_imm(R1, dst + 8 * i),
+                *stack_addr(R1, dst.at(8 * i)),
                 mov64_imm(R2, 8),
                 ldxdw(R3, R6, where.regs_at),
                 add64_imm(R3, offset),
@@ -106,13 +106,13 @@ class ExecStrings:
 
 
 @dataclass(frozen=True)
-class Frame:
-    """Where a capture finds and puts things: the args at r10 + args (u64s), two 8-byte stack
+class CaptureFrame:
+    """Where a capture finds and puts things: the args in slot `args` (u64s), two 8-byte stack
     slots of its own (`slot`, `byte`), and the tail at `out` + at."""
 
-    args: int
-    slot: int
-    byte: int
+    args: Slot
+    slot: Slot
+    byte: Slot
     out: Reg
     at: int
 
@@ -128,52 +128,58 @@ class Capture:
     def size(self) -> int:
         return 8 * self.arg_count + (STRINGS_SIZE if self.strings else 0)
 
-    def build(self, frame: Frame) -> list[Item]:
+    def build(self, frame: CaptureFrame) -> list[Item]:
         """Write the tail. Clobbers r0-r5; `frame.out` must be one of r6-r9."""
         code: list[Item] = []
         for i in range(self.arg_count):
-            code += [ldxdw(R1, R10, frame.args + 8 * i), stxdw(frame.out, frame.at + 8 * i, R1)]
+            code += [
+                ldxdw(R1, R10, frame.args.at(8 * i)),
+                stxdw(frame.out, frame.at + 8 * i, R1),
+            ]
         if self.strings is not None:
             code += _exec_strings(self.strings, frame, frame.at + 8 * self.arg_count)
         return code
 
 
 def _read_str(
-    frame: Frame, dst: int, size: int, src_slot: int, flags: int, flag: int, name: str
+    frame: CaptureFrame, dst: int, size: int, src: Slot, flags: int, flag: int, name: str
 ) -> list[Item]:
-    """out + dst = the user string at *(u64 *)(r10 + src_slot), at most `size` bytes with its
-    NUL; a string that fills them is checked at its last byte: not NUL means it was cut, and
-    `flag` is set in the u32 at out + flags."""
-    return [
-        mov64_reg(R1, frame.out),
-        add64_imm(R1, dst),
-        mov64_imm(R2, size),
-        ldxdw(R3, R10, src_slot),
-        call(Helper.PROBE_READ_USER_STR),
-        # the length with its NUL; only a string that filled the slot may have been cut
-        jne_imm(R0, size, f"{name}_whole"),
-        mov64_reg(R1, R10),
-        add64_imm(R1, frame.byte),
-        mov64_imm(R2, 1),
-        ldxdw(R3, R10, src_slot),
-        add64_imm(R3, size - 1),
-        call(Helper.PROBE_READ_USER),
-        ldxb(R1, R10, frame.byte),
-        jeq_imm(R1, 0, f"{name}_whole"),
-        ldxw(R1, frame.out, flags),
-        or64_imm(R1, flag),
-        stxw(frame.out, flags, R1),
-        label(f"{name}_whole"),
-    ]
+    """out + dst = the user string at *(u64 *)src, at most `size` bytes with its NUL; a
+    string that fills them is checked at its last byte: not NUL means it was cut, and `flag`
+    is set in the u32 at out + flags."""
+    return scoped(
+        name,
+        [
+            mov64_reg(R1, frame.out),
+            add64_imm(R1, dst),
+            mov64_imm(R2, size),
+            ldxdw(R3, R10, src),
+            call(Helper.PROBE_READ_USER_STR),
+            # the length with its NUL; only a string that filled the slot may have been cut
+            jne_imm(R0, size, "whole"),
+            *stack_addr(R1, frame.byte),
+            mov64_imm(R2, 1),
+            ldxdw(R3, R10, src),
+            add64_imm(R3, size - 1),
+            call(Helper.PROBE_READ_USER),
+            ldxb(R1, R10, frame.byte),
+            jeq_imm(R1, 0, "whole"),
+            ldxw(R1, frame.out, flags),
+            or64_imm(R1, flag),
+            stxw(frame.out, flags, R1),
+            label("whole"),
+        ],
+    )
 
 
-def _exec_strings(strings: ExecStrings, frame: Frame, at: int) -> list[Item]:
+def _exec_strings(strings: ExecStrings, frame: CaptureFrame, at: int) -> list[Item]:
     """argc, truncated, the pathname and up to ARGV_MAX argv strings, at out + at.
 
     The argv loop is unrolled: bounded loops need 5.3, and each pass is a few instructions.
     """
     out, flags = frame.out, at + 4
-    path, argv = frame.args + 8 * strings.path_arg, frame.args + 8 * strings.argv_arg
+    path = frame.args.part("path", 8 * strings.path_arg, 8)
+    argv = frame.args.part("argv", 8 * strings.argv_arg, 8)
     code: list[Item] = [
         stw(out, at, 0),
         stw(out, flags, 0),
@@ -183,8 +189,7 @@ def _exec_strings(strings: ExecStrings, frame: Frame, at: int) -> list[Item]:
         code += [
             # slot = argv[i], a user pointer; NULL (or a fault) ends argv. The pass after the
             # last slot only asks whether more strings follow.
-            mov64_reg(R1, R10),
-            add64_imm(R1, frame.slot),
+            *stack_addr(R1, frame.slot),
             mov64_imm(R2, 8),
             ldxdw(R3, R10, argv),
             add64_imm(R3, 8 * i),
@@ -205,4 +210,4 @@ def _exec_strings(strings: ExecStrings, frame: Frame, at: int) -> list[Item]:
             *_read_str(frame, dst, ARG_SIZE, frame.slot, flags, TRUNCATED_ARG, f"arg{i}"),
             stw(out, at, i + 1),
         ]
-    return [*code, label("argv_end")]
+    return scoped("exec_strings", [*code, label("argv_end")])

@@ -3,10 +3,10 @@
 Kinds combine with AND; the values of one kind with OR. Each kind is a short run of compares:
 
     r1 = <the task's value>
-    if r1 == <value 1> goto pass_<kind>
-    if r1 == <value 2> goto pass_<kind>
-    goto out
-  pass_<kind>:
+    if r1 == <value 1> goto <kind>/pass
+    if r1 == <value 2> goto <kind>/pass
+    goto <skip>
+  <kind>/pass:
 
 A followed process tree is a hash map of tgids that the fork tracker fills (see follow.py).
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bpf_bytecode.asm import (
-    add64_imm,
     call,
     ja,
     jeq_imm,
@@ -24,18 +23,17 @@ from bpf_bytecode.asm import (
     jne_reg,
     label,
     ld_imm64,
-    ld_map_fd,
     ldxdw,
     mov32_reg,
     mov64_reg,
     rsh64_imm,
     stxw,
 )
+from bpf_bytecode.fragments import map_lookup, scoped
+from bpf_bytecode.frame import Slot, StackOff
 from bpf_bytecode.helpers import Helper
 from bpf_bytecode.insn import Item
-from bpf_bytecode.opcodes import Reg
-
-R0, R1, R2, R10 = Reg.R0, Reg.R1, Reg.R2, Reg.R10
+from bpf_bytecode.opcodes import R0, R1, R2, R10, Reg
 
 COMM_SIZE = 16
 MAX_VALUES = 64  # per kind: each value is one or two instructions in every program
@@ -65,20 +63,19 @@ NO_FILTERS = Filters()
 
 
 def _one_of(kind: str, values: tuple[int, ...], skip: str) -> list[Item]:
-    """r1 holds the task's value: go on if it is one of `values`, else to `skip`."""
-    passed = f"pass_{kind}"
+    """r1 holds the task's value: go on if it is one of `values`, else to `skip`. Clobbers r2."""
     code: list[Item] = []
     for value in values:
         if -(1 << 31) <= value < (1 << 31):
-            code.append(jeq_imm(R1, value, passed))
+            code.append(jeq_imm(R1, value, "pass"))
         else:  # an immediate is sign-extended from 32 bits: wider values need a register
-            code += [ld_imm64(R2, value), jeq_reg(R1, R2, passed)]
-    return [*code, ja(skip), label(passed)]
+            code += [ld_imm64(R2, value), jeq_reg(R1, R2, "pass")]
+    return scoped(f"filter_{kind}", [*code, ja(skip), label("pass")])
 
 
-def task_filters(filters: Filters, pid_tgid: Reg, key_slot: int, skip: str) -> list[Item]:
+def task_filters(filters: Filters, pid_tgid: Reg, key: StackOff, skip: str) -> list[Item]:
     """Filters on who the task is. `pid_tgid` holds bpf_get_current_pid_tgid() and must
-    survive calls (r6-r9); `key_slot` is 4 free stack bytes. Clobbers r0-r5."""
+    survive calls (r6-r9); `key` is 4 free stack bytes. Clobbers r0-r5."""
     code: list[Item] = []
     if filters.pids:
         code += [mov64_reg(R1, pid_tgid), rsh64_imm(R1, 32), *_one_of("pid", filters.pids, skip)]
@@ -101,32 +98,28 @@ def task_filters(filters: Filters, pid_tgid: Reg, key_slot: int, skip: str) -> l
         code += [
             mov64_reg(R1, pid_tgid),
             rsh64_imm(R1, 32),
-            stxw(R10, key_slot, R1),
-            ld_map_fd(R1, filters.followed_fd),
-            mov64_reg(R2, R10),
-            add64_imm(R2, key_slot),
-            call(Helper.MAP_LOOKUP_ELEM),
+            stxw(R10, key, R1),
+            *map_lookup(filters.followed_fd, key),
             jeq_imm(R0, 0, skip),
         ]
     return code
 
 
-def comm_filter(filters: Filters, comm_offset: int, skip: str) -> list[Item]:
-    """Filter on the comm that bpf_get_current_comm() wrote at r10 + comm_offset into zeroed
-    bytes, so a name compares as two 8-byte words. Clobbers r1 and r2."""
+def comm_filter(filters: Filters, comm: Slot, skip: str) -> list[Item]:
+    """Filter on the comm that bpf_get_current_comm() wrote into the zeroed COMM_SIZE bytes of
+    slot `comm`, so a name compares as two 8-byte words. Clobbers r1 and r2."""
     if not filters.comms:
         return []
     code: list[Item] = []
-    for index, comm in enumerate(filters.comms):
-        padded = comm.ljust(COMM_SIZE, b"\0")
-        other = f"comm_not_{index}"
+    for index, name in enumerate(filters.comms):
+        padded = name.ljust(COMM_SIZE, b"\0")
         code += [
-            ldxdw(R1, R10, comm_offset),
+            ldxdw(R1, R10, comm.at(0)),
             ld_imm64(R2, int.from_bytes(padded[:8], "little")),
-            jne_reg(R1, R2, other),
-            ldxdw(R1, R10, comm_offset + 8),
+            jne_reg(R1, R2, f"not_{index}"),
+            ldxdw(R1, R10, comm.at(8)),
             ld_imm64(R2, int.from_bytes(padded[8:], "little")),
-            jeq_reg(R1, R2, "pass_comm"),
-            label(other),
+            jeq_reg(R1, R2, "pass"),
+            label(f"not_{index}"),
         ]
-    return [*code, ja(skip), label("pass_comm")]
+    return scoped("filter_comm", [*code, ja(skip), label("pass")])

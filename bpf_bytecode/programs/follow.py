@@ -15,26 +15,26 @@ reuse it in that moment once the whole pid space has wrapped.
 from __future__ import annotations
 
 from bpf_bytecode.asm import (
-    add64_imm,
     call,
     exit_,
     jeq_imm,
     label,
-    ld_map_fd,
     ldxw,
     mov64_imm,
     mov64_reg,
     rsh64_imm,
     stxw,
 )
+from bpf_bytecode.fragments import BPF_ANY, map_delete, map_lookup, map_update
+from bpf_bytecode.frame import Frame
 from bpf_bytecode.helpers import Helper
 from bpf_bytecode.insn import Item
-from bpf_bytecode.opcodes import Reg
+from bpf_bytecode.opcodes import R0, R1, R6, R10
+from bpf_bytecode.programs import OUT
 
-R0, R1, R2, R3, R4, R6, R10 = Reg.R0, Reg.R1, Reg.R2, Reg.R3, Reg.R4, Reg.R6, Reg.R10
-
-BPF_ANY = 0
-PARENT, CHILD = -4, -8  # stack slots: the followed map's key and value
+FRAME = Frame("follow")
+PARENT = FRAME.slot("parent", 4)  # the followed map's key, then the child's value
+CHILD = FRAME.slot("child", 4)  # the child's key
 
 
 def follow_forks(followed_fd: int, child_pid_offset: int) -> list[Item]:
@@ -44,21 +44,13 @@ def follow_forks(followed_fd: int, child_pid_offset: int) -> list[Item]:
         call(Helper.GET_CURRENT_PID_TGID),
         rsh64_imm(R0, 32),
         stxw(R10, PARENT, R0),
-        ld_map_fd(R1, followed_fd),
-        mov64_reg(R2, R10),
-        add64_imm(R2, PARENT),
-        call(Helper.MAP_LOOKUP_ELEM),
-        jeq_imm(R0, 0, "out"),
+        *map_lookup(followed_fd, PARENT),
+        jeq_imm(R0, 0, OUT),
         ldxw(R1, R6, child_pid_offset),
         stxw(R10, CHILD, R1),
-        ld_map_fd(R1, followed_fd),
-        mov64_reg(R2, R10),
-        add64_imm(R2, CHILD),
-        mov64_reg(R3, R10),
-        add64_imm(R3, PARENT),  # the value: who forked it
-        mov64_imm(R4, BPF_ANY),
-        call(Helper.MAP_UPDATE_ELEM),
-        label("out"),
+        # the value: who forked it
+        *map_update(followed_fd, CHILD, PARENT, BPF_ANY),
+        label(OUT),
         mov64_imm(R0, 0),
         exit_(),
     ]
@@ -70,10 +62,7 @@ def forget_frees(followed_fd: int, pid_offset: int) -> list[Item]:
     return [
         ldxw(R0, R1, pid_offset),
         stxw(R10, CHILD, R0),
-        ld_map_fd(R1, followed_fd),
-        mov64_reg(R2, R10),
-        add64_imm(R2, CHILD),
-        call(Helper.MAP_DELETE_ELEM),
+        *map_delete(followed_fd, CHILD),
         mov64_imm(R0, 0),
         exit_(),
     ]

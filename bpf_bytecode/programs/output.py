@@ -15,36 +15,39 @@ from bpf_bytecode.asm import (
     mov32_imm,
     mov64_imm,
     mov64_reg,
+    stack_addr,
     stw,
     stxdw,
 )
+from bpf_bytecode.fragments import map_lookup, scoped
+from bpf_bytecode.frame import StackOff
 from bpf_bytecode.helpers import Helper
 from bpf_bytecode.insn import Item
-from bpf_bytecode.opcodes import Reg
+from bpf_bytecode.opcodes import R0, R1, R2, R3, R4, R5, R10, Reg
 
 BPF_F_CURRENT_CPU = 0xFFFFFFFF  # perf_event_output flag: the ring of the CPU we run on
 BPF_RB_NO_WAKEUP = 1  # ringbuf_output flag: leave the reader asleep; it polls on its own clock
 
 
-def _count_failure(lost_fd: int, key_slot: int, sent: str) -> list[Item]:
+def _count_failure(lost_fd: int, key: StackOff) -> list[Item]:
     """After an output helper: if it failed (r0 != 0), add 1 to this CPU's u64 at key 0 of
     `lost_fd`, a BPF_MAP_TYPE_PERCPU_ARRAY. The count is exact and known at once, where perf's
     LOST records only come with the next record that fits in the same ring."""
-    return [
-        jeq_imm(Reg.R0, 0, sent),
-        # the counter's key, 0, in a stack word that is free now (the record's first)
-        stw(Reg.R10, key_slot, 0),
-        ld_map_fd(Reg.R1, lost_fd),
-        mov64_reg(Reg.R2, Reg.R10),
-        add64_imm(Reg.R2, key_slot),
-        call(Helper.MAP_LOOKUP_ELEM),
-        jeq_imm(Reg.R0, 0, sent),  # never null for key 0, but the verifier asks
-        # this CPU's own slot, and programs do not nest on a CPU: no atomic add needed
-        ldxdw(Reg.R1, Reg.R0, 0),
-        add64_imm(Reg.R1, 1),
-        stxdw(Reg.R0, 0, Reg.R1),
-        label(sent),
-    ]
+    return scoped(
+        "count_failure",
+        [
+            jeq_imm(R0, 0, "sent"),
+            # the counter's key, 0, in a stack word that is free now (the record's first)
+            stw(R10, key, 0),
+            *map_lookup(lost_fd, key),
+            jeq_imm(R0, 0, "sent"),  # never null for key 0, but the verifier asks
+            # this CPU's own slot, and programs do not nest on a CPU: no atomic add needed
+            ldxdw(R1, R0, 0),
+            add64_imm(R1, 1),
+            stxdw(R0, 0, R1),
+            label("sent"),
+        ],
+    )
 
 
 @dataclass(frozen=True)
@@ -55,17 +58,17 @@ class PerfOutput:
     events_fd: int
     lost_fd: int
 
-    def emit(self, ctx: Reg, data: int | Reg, size: int, key_slot: int) -> list[Item]:
+    def emit(self, ctx: Reg, data: StackOff | Reg, size: int, key: StackOff) -> list[Item]:
         return [
-            mov64_reg(Reg.R1, ctx),
-            ld_map_fd(Reg.R2, self.events_fd),
+            mov64_reg(R1, ctx),
+            ld_map_fd(R2, self.events_fd),
             # a 64-bit mov would sign-extend to 0xffff...ffff: the verifier takes it, the helper
             # then rejects the flags at run time and nothing is ever emitted
-            mov32_imm(Reg.R3, BPF_F_CURRENT_CPU),
-            *_address(Reg.R4, data),
-            mov64_imm(Reg.R5, size),
+            mov32_imm(R3, BPF_F_CURRENT_CPU),
+            *_address(R4, data),
+            mov64_imm(R5, size),
             call(Helper.PERF_EVENT_OUTPUT),
-            *_count_failure(self.lost_fd, key_slot, "perf_sent"),
+            *_count_failure(self.lost_fd, key),
         ]
 
 
@@ -79,38 +82,37 @@ class RingbufOutput:
     ringbuf_fd: int
     lost_fd: int
 
-    def emit(self, ctx: Reg, data: int | Reg, size: int, key_slot: int) -> list[Item]:
+    def emit(self, ctx: Reg, data: StackOff | Reg, size: int, key: StackOff) -> list[Item]:
         return [
-            ld_map_fd(Reg.R1, self.ringbuf_fd),
-            *_address(Reg.R2, data),
-            mov64_imm(Reg.R3, size),
-            mov64_imm(Reg.R4, BPF_RB_NO_WAKEUP),
+            ld_map_fd(R1, self.ringbuf_fd),
+            *_address(R2, data),
+            mov64_imm(R3, size),
+            mov64_imm(R4, BPF_RB_NO_WAKEUP),
             call(Helper.RINGBUF_OUTPUT),
-            *_count_failure(self.lost_fd, key_slot, "ringbuf_sent"),
+            *_count_failure(self.lost_fd, key),
         ]
 
 
 Output = Union[PerfOutput, RingbufOutput]
 
 
-def _address(dst: Reg, data: int | Reg) -> list[Item]:
-    """dst = the record's address: r10 + data for a record on the stack, else register data."""
+def _address(dst: Reg, data: StackOff | Reg) -> list[Item]:
+    """dst = the record's address: register data, or the record's place on the stack."""
     if isinstance(data, Reg):
         return [mov64_reg(dst, data)]
-    return [mov64_reg(dst, Reg.R10), add64_imm(dst, data)]
+    return [*stack_addr(dst, data)]
 
 
-def emit_output(output: Output, ctx: Reg, record_offset: int, size: int) -> list[Item]:
-    """Send the `size` bytes at r10 + record_offset; `ctx` holds the program's context.
+def emit_output(output: Output, ctx: Reg, record: StackOff, size: int) -> list[Item]:
+    """Send the `size` bytes of the record on the stack; `ctx` holds the program's context.
 
     Clobbers r0-r5, and the record's first 4 bytes when the output fails (the counter's key).
     """
-    return output.emit(ctx, record_offset, size, record_offset)
+    return output.emit(ctx, record, size, record)
 
 
-def emit_output_from(output: Output, ctx: Reg, data: Reg, size: int, key_slot: int) -> list[Item]:
+def emit_output_from(output: Output, ctx: Reg, data: Reg, size: int, key: StackOff) -> list[Item]:
     """Send the `size` bytes that register `data` (not r1-r5) points to, a map value; `ctx`
-    holds the program's context. Clobbers r0-r5 and 4 stack bytes at
-    r10 + key_slot.
+    holds the program's context. Clobbers r0-r5 and the 4 stack bytes at `key`.
     """
-    return output.emit(ctx, data, size, key_slot)
+    return output.emit(ctx, data, size, key)

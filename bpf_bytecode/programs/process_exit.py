@@ -35,7 +35,6 @@ from bpf_bytecode.asm import (
     jeq_imm,
     jne_imm,
     label,
-    ld_map_fd,
     ldxb,
     ldxdw,
     ldxw,
@@ -46,25 +45,23 @@ from bpf_bytecode.asm import (
     stxdw,
     stxw,
 )
+from bpf_bytecode.fragments import BPF_NOEXIST, map_update
 from bpf_bytecode.helpers import Helper
 from bpf_bytecode.insn import Item
-from bpf_bytecode.opcodes import Reg
-from bpf_bytecode.programs import record
+from bpf_bytecode.opcodes import R0, R1, R2, R3, R6, R7, R8, R9, R10
+from bpf_bytecode.programs import OUT, record
 from bpf_bytecode.programs.filters import Filters, task_filters
 from bpf_bytecode.programs.output import Output
 from bpf_bytecode.programs.syscall import ARGS, KEY, Tail, scratch_value, send_record
 from bpf_bytecode.programs.task import TaskLayout, read_field
 
-R0, R1, R2, R3, R4 = Reg.R0, Reg.R1, Reg.R2, Reg.R3, Reg.R4
-R6, R7, R8, R9, R10 = Reg.R6, Reg.R7, Reg.R8, Reg.R9, Reg.R10
-
-BPF_NOEXIST = 1  # map update flag: only create
-
-TASK = ARGS  # the current task
-PTR = TASK + 8  # a pointer on the way
-LIVE = PTR + 8  # signal->live (u32)
-PROCESS = LIVE + 8  # the reported map's key: tgid (u32), 0 (u32), the leader's start_time
-SEEN = PROCESS + 16  # its value (u32)
+# This program's own slots, in syscall.py's argument area, which it has no other use for
+TASK = ARGS.part("task", 0, 8)  # the current task
+PTR = ARGS.part("ptr", 8, 8)  # a pointer on the way
+LIVE = ARGS.part("live", 16, 4)  # signal->live (u32)
+# the reported map's key: tgid (u32), 0 (u32), the leader's start_time; then its value (u32)
+PROCESS = ARGS.part("process", 24, 16)
+SEEN = ARGS.part("seen", 40, 4)
 TAIL_SIZE = 8
 REPORTED_KEY_SIZE, REPORTED_VALUE_SIZE = 16, 4
 
@@ -90,7 +87,7 @@ ProcessEnd = Union[GroupDeadField, LastThread]
 def _group_dead_field(end: ProcessEnd) -> list[Item]:
     if not isinstance(end, GroupDeadField):
         return []
-    return [ldxb(R1, R6, end.offset), jeq_imm(R1, 0, "out")]
+    return [ldxb(R1, R6, end.offset), jeq_imm(R1, 0, OUT)]
 
 
 def _last_thread(end: ProcessEnd, task: TaskLayout) -> list[Item]:
@@ -101,24 +98,18 @@ def _last_thread(end: ProcessEnd, task: TaskLayout) -> list[Item]:
     return [
         *read_field(PTR, 8, TASK, task.task_signal),
         *read_field(LIVE, 4, PTR, task.signal_live),
-        jne_imm(R0, 0, "out"),  # a fault would read as 0: no guessing
+        jne_imm(R0, 0, OUT),  # a fault would read as 0: no guessing
         ldxw(R1, R10, LIVE),
-        jne_imm(R1, 0, "out"),
+        jne_imm(R1, 0, OUT),
         mov64_reg(R1, R8),
         rsh64_imm(R1, 32),
-        stxw(R10, PROCESS, R1),
-        stw(R10, PROCESS + 4, 0),
+        stxw(R10, PROCESS.at(0), R1),
+        stw(R10, PROCESS.at(4), 0),
         *read_field(PTR, 8, TASK, task.task_group_leader),
-        *read_field(PROCESS + 8, 8, PTR, task.task_start_time),
+        *read_field(PROCESS.at(8), 8, PTR, task.task_start_time),
         stw(R10, SEEN, 1),
-        ld_map_fd(R1, end.reported_fd),
-        mov64_reg(R2, R10),
-        add64_imm(R2, PROCESS),
-        mov64_reg(R3, R10),
-        add64_imm(R3, SEEN),
-        mov64_imm(R4, BPF_NOEXIST),
-        call(Helper.MAP_UPDATE_ELEM),
-        jne_imm(R0, 0, "out"),  # -EEXIST: another thread of it was first
+        *map_update(end.reported_fd, PROCESS, SEEN, BPF_NOEXIST),
+        jne_imm(R0, 0, OUT),  # -EEXIST: another thread of it was first
     ]
 
 
@@ -141,11 +132,11 @@ def process_exit(
         *_group_dead_field(end),
         call(Helper.GET_CURRENT_PID_TGID),
         mov64_reg(R8, R0),
-        *task_filters(filters, R8, KEY, "out"),
+        *task_filters(filters, R8, KEY, OUT),
         call(Helper.GET_CURRENT_TASK),
         stxdw(R10, TASK, R0),
         *_last_thread(end, task),
-        *scratch_value(tail, R9),
+        *scratch_value(tail, R9, OUT),
         mov64_reg(R1, R9),
         add64_imm(R1, at),
         mov64_imm(R2, 4),
@@ -156,7 +147,7 @@ def process_exit(
         mov64_imm(R7, 0),
         mov64_imm(R9, 0),
         *send_record(output, event_id, filters, task, tail),
-        label("out"),
+        label(OUT),
         mov64_imm(R0, 0),
         exit_(),
     ]

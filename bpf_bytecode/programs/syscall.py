@@ -3,19 +3,19 @@ record (see record.py) to user space.
 
 They do not know how they are attached. The attach family passes the few instructions that read
 its context (a tracepoint's fields, a kprobe's pt_regs, a raw tracepoint's args): with the
-context in r6 they pick out this syscall, jumping to "out" for any other, and the exit's load
+context in r6 they pick out this syscall, jumping to OUT for any other, and the exit's load
 the return value into r7. An event with a tail (capture.py) also gets where the family finds
 the syscall's arguments (a SyscallArgs).
 
-Stack frame (r10 is the frame pointer):
+Stack frame (FRAME; r10 is the frame pointer):
 
-    r10 -   8   key: pid_tgid, for the start-time map
+    r10 -   8   key: pid_tgid, for the start-time map; at a raw exit first the syscall number
     r10 -  16   the start time, at an entry without a tail; at exit, a vfork child's tid
-    r10 -  20   u32 0: the key of the per-CPU scratch array
-    r10 -  32   two 8-byte slots for a capture (capture.Frame)
-    r10 -  88   the syscall's six arguments, at an entry with a tail
-    r10 - 184   the 96-byte record; at entry, a vfork's hold (vfork.py) is built there
-    r10 - 216   scratch for the task walk (task.py)
+    r10 -  32   two 8-byte slots for a capture (capture.CaptureFrame)
+    r10 -  80   the syscall's six arguments, at an entry with a tail
+    r10 - 176   the 96-byte record; at entry, a vfork's hold (vfork.py) is built there
+    r10 - 208   scratch for the task walk (task.py)
+    r10 - 212   u32 0: the key of the per-CPU scratch array
 
 An event with a tail keeps it, with the start time, in its start-time map's value between entry
 and exit (a u64, then the tail), and builds its record in a per-CPU scratch array value (the
@@ -34,46 +34,55 @@ from bpf_bytecode.asm import (
     jeq_imm,
     jne_imm,
     label,
-    ld_map_fd,
     ldxdw,
     ldxw,
     mov64_imm,
     mov64_reg,
+    stack_addr,
     stdw,
     stw,
     stxdw,
     stxw,
 )
+from bpf_bytecode.fragments import BPF_ANY, map_delete, map_lookup, map_update, scoped
+from bpf_bytecode.frame import Frame, Slot
 from bpf_bytecode.helpers import Helper
 from bpf_bytecode.insn import Item
-from bpf_bytecode.opcodes import Reg
-from bpf_bytecode.programs import record
-from bpf_bytecode.programs.capture import MAX_ARGS, Capture, Frame, SyscallArgs, load_args
+from bpf_bytecode.opcodes import R0, R1, R2, R3, R6, R7, R8, R9, R10, Reg
+from bpf_bytecode.programs import OUT, record
+from bpf_bytecode.programs.capture import (
+    MAX_ARGS,
+    Capture,
+    CaptureFrame,
+    SyscallArgs,
+    load_args,
+)
 from bpf_bytecode.programs.filters import NO_FILTERS, Filters, comm_filter, task_filters
 from bpf_bytecode.programs.output import Output, emit_output, emit_output_from
 from bpf_bytecode.programs.task import SCRATCH_SIZE, TaskFields, TaskLayout, read_task_fields
-from bpf_bytecode.programs.vfork import BLOCK, Hold, hold_block, note_hold
+from bpf_bytecode.programs.vfork import BLOCK, HOLD, Hold, hold_block, note_hold
 
-R0, R1, R2, R3, R4 = Reg.R0, Reg.R1, Reg.R2, Reg.R3, Reg.R4
-R6, R7, R8, R9, R10 = Reg.R6, Reg.R7, Reg.R8, Reg.R9, Reg.R10
-
-BPF_ANY = 0  # map update flag: create or replace
-
-KEY = -8
-START = -16
-CHILD = START  # at exit: a vfork child's tid, the key of its release
-ZERO = -20
-SLOT, BYTE = -24, -32
-ARGS = BYTE - 8 * MAX_ARGS
-REC = ARGS - record.SYSCALL_RECORD.size
-TASK_SCRATCH = REC - SCRATCH_SIZE
+FRAME = Frame("syscall")
+KEY = FRAME.slot("key", 8)
+START = FRAME.slot("start", 8)
+SLOT = FRAME.slot("slot", 8)
+BYTE = FRAME.slot("byte", 8)
+ARGS = FRAME.slot("args", 8 * MAX_ARGS)
+REC = FRAME.slot("record", record.SYSCALL_RECORD.size)
+TASK_SCRATCH = FRAME.slot("task_scratch", SCRATCH_SIZE)
+# Last, so that it overlaps nothing: at r10 - 20 it lay in SLOT's bytes.
+ZERO = FRAME.slot("zero", 4)
+NR = KEY.part("syscall_nr", 0, 8)  # a raw exit's syscall number, before the key is stored
+CHILD = START.part("child", 0, 4)  # at exit: a vfork child's tid, the key of its release
+REC_COMM = REC.part("comm", record.COMM, record.COMM_SIZE)
+REC_HOLD = REC.part("hold", 0, HOLD.size)  # at entry, where no record is built
 _TASK_FIELDS = TaskFields(
-    host_ppid=REC + record.HOST_PPID,
-    mnt_ns=REC + record.MNT_NS,
-    pid_ns=REC + record.PID_NS,
-    ns_tid=REC + record.NS_TID,
-    ns_pid=REC + record.NS_PID,
-    ns_ppid=REC + record.NS_PPID,
+    host_ppid=REC.at(record.HOST_PPID),
+    mnt_ns=REC.at(record.MNT_NS),
+    pid_ns=REC.at(record.PID_NS),
+    ns_tid=REC.at(record.NS_TID),
+    ns_pid=REC.at(record.NS_PID),
+    ns_ppid=REC.at(record.NS_PPID),
 )
 
 
@@ -101,15 +110,12 @@ class Tail:
         return record.SYSCALL_RECORD.size + self.size
 
 
-def scratch_value(tail: Tail, dst: Reg) -> list[Item]:
+def scratch_value(tail: Tail, dst: Reg, skip: str) -> list[Item]:
     """dst = this CPU's scratch value. Clobbers r0-r5."""
     return [
         stw(R10, ZERO, 0),
-        ld_map_fd(R1, tail.scratch_fd),
-        mov64_reg(R2, R10),
-        add64_imm(R2, ZERO),
-        call(Helper.MAP_LOOKUP_ELEM),
-        jeq_imm(R0, 0, "out"),  # never null for key 0, but the verifier asks
+        *map_lookup(tail.scratch_fd, ZERO),
+        jeq_imm(R0, 0, skip),  # never null for key 0, but the verifier asks
         mov64_reg(dst, R0),
     ]
 
@@ -118,8 +124,8 @@ def _capture(args: SyscallArgs, tail: Tail, out: Reg, at: int) -> list[Item]:
     """Build the tail at `out` + at, `out` (r6-r9) being the scratch value."""
     return [
         *load_args(args, tail.capture.arg_count, ARGS),
-        *scratch_value(tail, out),
-        *tail.capture.build(Frame(ARGS, SLOT, BYTE, out, at)),
+        *scratch_value(tail, out, OUT),
+        *tail.capture.build(CaptureFrame(ARGS, SLOT, BYTE, out, at)),
     ]
 
 
@@ -135,42 +141,44 @@ def ret_at(offset: int) -> list[Item]:
 RAW_ARG_REGS, RAW_ARG_1 = 0, 8
 
 
-def raw_syscall_enter_match(nr: int) -> list[Item]:
+def raw_syscall_enter_match(nr: int, skip: str = OUT) -> list[Item]:
     """At raw sys_enter: skip every syscall but number `nr`."""
-    return [ldxdw(R1, R6, RAW_ARG_1), jne_imm(R1, nr, "out")]
+    return [ldxdw(R1, R6, RAW_ARG_1), jne_imm(R1, nr, skip)]
 
 
 def raw_syscall_exit_ret(
-    nrs: Sequence[int], nr_offset: int, nr_size: int, probe_read: Helper
+    nrs: Sequence[int], nr_offset: int, nr_size: int, probe_read: Helper, skip: str = OUT
 ) -> list[Item]:
     """At raw sys_exit: skip every syscall but numbers `nrs` (the syscall's, then any its exit
     is also reported as), else load the return value.
 
     sys_exit does not pass the number: it is in regs, at `nr_offset` (`nr_size` bytes), read
-    with `probe_read` (bpf_probe_read_kernel, or bpf_probe_read before 5.5) into the key slot,
-    which the exit program only fills later.
+    with `probe_read` (bpf_probe_read_kernel, or bpf_probe_read before 5.5) into the key slot
+    (NR), which the exit program only fills later.
     """
     load = ldxw if nr_size == 4 else ldxdw
-    return [
-        mov64_reg(R1, R10),
-        add64_imm(R1, KEY),
-        mov64_imm(R2, nr_size),
-        ldxdw(R3, R6, RAW_ARG_REGS),
-        add64_imm(R3, nr_offset),
-        call(probe_read),
-        jne_imm(R0, 0, "out"),
-        load(R1, R10, KEY),
-        *[jeq_imm(R1, nr, "this_syscall") for nr in nrs[1:]],
-        jne_imm(R1, nrs[0], "out"),
-        label("this_syscall"),
-        ldxdw(R7, R6, RAW_ARG_1),
-    ]
+    return scoped(
+        "raw_exit",
+        [
+            *stack_addr(R1, NR),
+            mov64_imm(R2, nr_size),
+            ldxdw(R3, R6, RAW_ARG_REGS),
+            add64_imm(R3, nr_offset),
+            call(probe_read),
+            jne_imm(R0, 0, skip),
+            load(R1, R10, NR),
+            *[jeq_imm(R1, nr, "this_syscall") for nr in nrs[1:]],
+            jne_imm(R1, nrs[0], skip),
+            label("this_syscall"),
+            ldxdw(R7, R6, RAW_ARG_1),
+        ],
+    )
 
 
 def _task_fields(layout: TaskLayout | None) -> list[Item]:
     if layout is None:
         # the 24 bytes from host_ppid to pid_ns: zeroed, since a record is sent whole
-        return [stdw(R10, REC + record.HOST_PPID + offset, 0) for offset in (0, 8, 16)]
+        return [stdw(R10, REC.at(record.HOST_PPID + offset), 0) for offset in (0, 8, 16)]
     return read_task_fields(layout, _TASK_FIELDS, TASK_SCRATCH)
 
 
@@ -185,13 +193,13 @@ def syscall_enter(
     """At entry: start_times[pid_tgid] = now, or with a tail: now and the tail, built from the
     syscall's `args`; and a call that holds its parent notes the hold (vfork.py)."""
     note: list[Item]
+    value: Reg | Slot
     if tail is None:
         note = [
             call(Helper.KTIME_GET_NS),
             stxdw(R10, START, R0),
-            mov64_reg(R3, R10),
-            add64_imm(R3, START),
         ]
+        value = START
     elif args is None:
         raise ValueError("an event with a tail needs its syscall's args")
     else:
@@ -199,23 +207,19 @@ def syscall_enter(
             *_capture(args, tail, R8, 8),
             call(Helper.KTIME_GET_NS),
             stxdw(R8, 0, R0),
-            mov64_reg(R3, R8),
         ]
+        value = R8
     return [
         mov64_reg(R6, R1),
         *match,
         call(Helper.GET_CURRENT_PID_TGID),
         mov64_reg(R7, R0),
-        *task_filters(filters, R7, KEY, "out"),
+        *task_filters(filters, R7, KEY, OUT),
         stxdw(R10, KEY, R7),
         *note,
-        ld_map_fd(R1, start_times_fd),
-        mov64_reg(R2, R10),
-        add64_imm(R2, KEY),
-        mov64_imm(R4, BPF_ANY),
-        call(Helper.MAP_UPDATE_ELEM),
+        *map_update(start_times_fd, KEY, value, BPF_ANY),
         *_note_hold(tail, filters),
-        label("out"),
+        label(OUT),
         mov64_imm(R0, 0),
         exit_(),
     ]
@@ -227,13 +231,12 @@ def _comm(filters: Filters) -> list[Item]:
         # Some kernels (6.1 among the matrix's) copy the name with strscpy, which
         # leaves the bytes after it as they were: zero them first, so the name compares (and
         # is sent) NUL padded, with no stale stack bytes.
-        stdw(R10, REC + record.COMM, 0),
-        stdw(R10, REC + record.COMM + 8, 0),
-        mov64_reg(R1, R10),
-        add64_imm(R1, REC + record.COMM),
+        stdw(R10, REC_COMM.at(0), 0),
+        stdw(R10, REC_COMM.at(8), 0),
+        *stack_addr(R1, REC_COMM),
         mov64_imm(R2, record.COMM_SIZE),
         call(Helper.GET_CURRENT_COMM),
-        *comm_filter(filters, REC + record.COMM, "out"),
+        *comm_filter(filters, REC_COMM, OUT),
     ]
 
 
@@ -244,7 +247,7 @@ def _note_hold(tail: Tail | None, filters: Filters) -> list[Item]:
     # should keep only holds whose events pass. The hold is built before the record's comm.
     comm = _comm(filters) if filters.comms else []
     # r8, the start-time value the tail was built in, starts with the start time
-    return [*comm, *note_hold(tail.hold, KEY, R8, ARGS, SLOT, REC)]
+    return [*comm, *note_hold(tail.hold, KEY, R8, ARGS, SLOT, REC_HOLD, OUT)]
 
 
 def _hold_block(tail: Tail | None) -> list[Item]:
@@ -253,10 +256,10 @@ def _hold_block(tail: Tail | None) -> list[Item]:
     if tail is None or tail.hold is None:
         return []
     return [
-        stxdw(R10, REC + record.START_TS, R9),
-        *scratch_value(tail, R9),
+        stxdw(R10, REC.at(record.START_TS), R9),
+        *scratch_value(tail, R9, OUT),
         *hold_block(tail.hold.maps, R9, record.SYSCALL_RECORD.size + tail.capture.size, KEY, CHILD),
-        ldxdw(R9, R10, REC + record.START_TS),
+        ldxdw(R9, R10, REC.at(record.START_TS)),
     ]
 
 
@@ -277,13 +280,13 @@ def syscall_entry_event(
         *match,
         call(Helper.GET_CURRENT_PID_TGID),
         mov64_reg(R8, R0),
-        *task_filters(filters, R8, KEY, "out"),
+        *task_filters(filters, R8, KEY, OUT),
         *_capture(args, tail, R7, record.SYSCALL_RECORD.size),
         call(Helper.KTIME_GET_NS),
         mov64_reg(R9, R0),
         mov64_imm(R7, 0),
         *send_record(output, event_id, filters, task, tail),
-        label("out"),
+        label(OUT),
         mov64_imm(R0, 0),
         exit_(),
     ]
@@ -299,20 +302,20 @@ def _start_time(start_times_fd: int, tail: Tail | None) -> list[Item]:
     if tail is None:
         found = [
             mov64_imm(R9, 0),
-            jeq_imm(R0, 0, "start_unknown"),
+            jeq_imm(R0, 0, "unknown"),
             ldxdw(R9, R0, 0),
-            label("start_unknown"),
+            label("unknown"),
         ]
     elif tail.capture.size == 0:  # vfork: a tail only for its BLOCK
         found = [
-            jeq_imm(R0, 0, "out"),
+            jeq_imm(R0, 0, OUT),
             ldxdw(R9, R0, 0),
         ]
     else:
         found = [
-            jeq_imm(R0, 0, "out"),
+            jeq_imm(R0, 0, OUT),
             mov64_reg(R9, R0),
-            *scratch_value(tail, R1),
+            *scratch_value(tail, R1, OUT),
             add64_imm(R1, record.SYSCALL_RECORD.size),
             mov64_imm(R2, tail.capture.size),
             mov64_reg(R3, R9),
@@ -321,17 +324,14 @@ def _start_time(start_times_fd: int, tail: Tail | None) -> list[Item]:
             # from one map value to another: both kernel memory the helper may read
             call(Helper.PROBE_READ_KERNEL),
         ]
-    return [
-        ld_map_fd(R1, start_times_fd),
-        mov64_reg(R2, R10),
-        add64_imm(R2, KEY),
-        call(Helper.MAP_LOOKUP_ELEM),
-        *found,
-        ld_map_fd(R1, start_times_fd),
-        mov64_reg(R2, R10),
-        add64_imm(R2, KEY),
-        call(Helper.MAP_DELETE_ELEM),
-    ]
+    return scoped(
+        "start_time",
+        [
+            *map_lookup(start_times_fd, KEY),
+            *found,
+            *map_delete(start_times_fd, KEY),
+        ],
+    )
 
 
 def send_record(
@@ -344,29 +344,29 @@ def send_record(
         send = emit_output(output, R6, REC, record.SYSCALL_RECORD.size)
     else:
         send = [
-            *scratch_value(tail, R9),
+            *scratch_value(tail, R9, OUT),
             *[
                 insn
                 for offset in range(0, record.SYSCALL_RECORD.size, 8)
-                for insn in (ldxdw(R1, R10, REC + offset), stxdw(R9, offset, R1))
+                for insn in (ldxdw(R1, R10, REC.at(offset)), stxdw(R9, offset, R1))
             ],
             *emit_output_from(output, R6, R9, tail.record_size, REC),
         ]
     return [
-        stxdw(R10, REC + record.START_TS, R9),
-        stxdw(R10, REC + record.PID_TGID, R8),
-        stxdw(R10, REC + record.RET, R7),
+        stxdw(R10, REC.at(record.START_TS), R9),
+        stxdw(R10, REC.at(record.PID_TGID), R8),
+        stxdw(R10, REC.at(record.RET), R7),
         call(Helper.KTIME_GET_NS),
-        stxdw(R10, REC + record.TS, R0),
+        stxdw(R10, REC.at(record.TS), R0),
         call(Helper.GET_CURRENT_UID_GID),
-        stxdw(R10, REC + record.UID_GID, R0),
+        stxdw(R10, REC.at(record.UID_GID), R0),
         call(Helper.GET_CURRENT_CGROUP_ID),
-        stxdw(R10, REC + record.CGROUP_ID, R0),
+        stxdw(R10, REC.at(record.CGROUP_ID), R0),
         *_comm(filters),
         *_task_fields(task),
         call(Helper.GET_SMP_PROCESSOR_ID),
-        stxw(R10, REC + record.CPU, R0),
-        stw(R10, REC + record.EVENT_ID, event_id),
+        stxw(R10, REC.at(record.CPU), R0),
+        stw(R10, REC.at(record.EVENT_ID), event_id),
         *send,
     ]
 
@@ -389,20 +389,20 @@ def syscall_exit(
     own return, and the parent's return already describes the call. `task` (from BTF) lets the
     record carry the parent and namespace fields; without it they stay 0.
     """
-    child_return = [jeq_imm(R7, 0, "out")] if skip_child_return else []
+    child_return = [jeq_imm(R7, 0, OUT)] if skip_child_return else []
     return [
         mov64_reg(R6, R1),
         *load_ret,
         *child_return,
         call(Helper.GET_CURRENT_PID_TGID),
         mov64_reg(R8, R0),
-        *task_filters(filters, R8, KEY, "out"),
+        *task_filters(filters, R8, KEY, OUT),
         stxdw(R10, KEY, R8),
         *_start_time(start_times_fd, tail),
         # before send_record's comm filter: a hold is forgotten whether or not its event is sent
         *_hold_block(tail),
         *send_record(output, event_id, filters, task, tail),
-        label("out"),
+        label(OUT),
         mov64_imm(R0, 0),
         exit_(),
     ]

@@ -29,16 +29,16 @@ from bpf_bytecode.asm import (
     ldxdw,
     ldxw,
     mov64_imm,
-    mov64_reg,
     mul64_imm,
+    stack_addr,
     stw,
     stxdw,
 )
+from bpf_bytecode.fragments import scoped
+from bpf_bytecode.frame import Slot, StackOff
 from bpf_bytecode.helpers import Helper
 from bpf_bytecode.insn import Item
-from bpf_bytecode.opcodes import Reg
-
-R0, R1, R2, R3, R10 = Reg.R0, Reg.R1, Reg.R2, Reg.R3, Reg.R10
+from bpf_bytecode.opcodes import R0, R1, R2, R3, R10
 
 
 @dataclass(frozen=True)
@@ -67,87 +67,93 @@ class TaskLayout:
 
 @dataclass(frozen=True)
 class TaskFields:
-    """Where the walk writes its results, as offsets from r10 (each a u32)."""
+    """Where the walk writes its results on the stack (each a u32)."""
 
-    host_ppid: int
-    mnt_ns: int
-    pid_ns: int
-    ns_tid: int
-    ns_pid: int
-    ns_ppid: int
+    host_ppid: StackOff
+    mnt_ns: StackOff
+    pid_ns: StackOff
+    ns_tid: StackOff
+    ns_pid: StackOff
+    ns_ppid: StackOff
 
 
 SCRATCH_SIZE = 32
-"""Stack bytes the walk needs at the `scratch` offset it is given."""
+"""Stack bytes the walk needs in the `scratch` slot it is given."""
 
 
-def read_field(dst: int, size: int, base_slot: int, offset: int) -> list[Item]:
-    """*(r10 + dst) = size bytes at (*(u64 *)(r10 + base_slot) + offset), read from the kernel."""
+def read_field(dst: StackOff, size: int, base: StackOff, offset: int) -> list[Item]:
+    """dst = size bytes at (*(u64 *)base + offset), read from the kernel; dst and base on the
+    stack."""
     return [
-        mov64_reg(R1, R10),
-        add64_imm(R1, dst),
+        *stack_addr(R1, dst),
         mov64_imm(R2, size),
-        ldxdw(R3, R10, base_slot),
+        ldxdw(R3, R10, base),
         add64_imm(R3, offset),
         call(Helper.PROBE_READ_KERNEL),
     ]
 
 
 def _read_upid_field(
-    dst: int, size: int, pid_slot: int, level_slot: int, field: int, layout: TaskLayout
+    dst: StackOff, size: int, pid: Slot, level: Slot, field: int, layout: TaskLayout
 ) -> list[Item]:
-    """*(r10 + dst) = pid->numbers[level].<field>, with pid and level in stack slots."""
+    """dst = pid->numbers[level].<field>, with pid and level in stack slots."""
     return [
-        mov64_reg(R1, R10),
-        add64_imm(R1, dst),
+        *stack_addr(R1, dst),
         mov64_imm(R2, size),
-        ldxw(R3, R10, level_slot),
+        ldxw(R3, R10, level),
         mul64_imm(R3, layout.upid_size),
-        ldxdw(R0, R10, pid_slot),
+        ldxdw(R0, R10, pid),
         add64_reg(R3, R0),
         add64_imm(R3, layout.pid_numbers + field),
         call(Helper.PROBE_READ_KERNEL),
     ]
 
 
-def read_task_fields(layout: TaskLayout, out: TaskFields, scratch: int) -> list[Item]:
-    """Fill `out` for the current task. Clobbers r0-r5 and SCRATCH_SIZE bytes at r10 + scratch.
+def read_task_fields(layout: TaskLayout, out: TaskFields, scratch: Slot) -> list[Item]:
+    """Fill `out` for the current task. Clobbers r0-r5 and the SCRATCH_SIZE bytes of slot
+    `scratch`.
 
     A read that faults leaves its destination as the helper zeroes it, so a torn walk (a
     parent exiting under us) reports 0, never a stale value.
     """
-    task, ptr, level, parent_level = scratch, scratch + 8, scratch + 16, scratch + 24
-    return [
-        call(Helper.GET_CURRENT_TASK),
-        stxdw(R10, task, R0),
-        # host ppid
-        *read_field(ptr, 8, task, layout.task_real_parent),
-        *read_field(out.host_ppid, 4, ptr, layout.task_tgid),
-        # mount namespace
-        *read_field(ptr, 8, task, layout.task_nsproxy),
-        *read_field(ptr, 8, ptr, layout.nsproxy_mnt_ns),
-        *read_field(out.mnt_ns, 4, ptr, layout.mnt_ns_inum),
-        # the task's own pid: its level, nr there, and that namespace
-        *read_field(ptr, 8, task, layout.task_thread_pid),
-        stw(R10, level, 0),
-        *read_field(level, 4, ptr, layout.pid_level),
-        *_read_upid_field(out.ns_tid, 4, ptr, level, layout.upid_nr, layout),
-        *_read_upid_field(ptr, 8, ptr, level, layout.upid_ns, layout),
-        *read_field(out.pid_ns, 4, ptr, layout.pid_ns_inum),
-        # the thread group leader's pid at the same level
-        *read_field(ptr, 8, task, layout.task_group_leader),
-        *read_field(ptr, 8, ptr, layout.task_thread_pid),
-        *_read_upid_field(out.ns_pid, 4, ptr, level, layout.upid_nr, layout),
-        # the parent's, if it is visible from the task's namespace
-        stw(R10, out.ns_ppid, 0),
-        *read_field(ptr, 8, task, layout.task_real_parent),
-        *read_field(ptr, 8, ptr, layout.task_group_leader),
-        *read_field(ptr, 8, ptr, layout.task_thread_pid),
-        stw(R10, parent_level, 0),
-        *read_field(parent_level, 4, ptr, layout.pid_level),
-        ldxw(R1, R10, level),
-        ldxw(R2, R10, parent_level),
-        jgt_reg(R1, R2, "parent_unseen"),
-        *_read_upid_field(out.ns_ppid, 4, ptr, level, layout.upid_nr, layout),
-        label("parent_unseen"),
-    ]
+    task = scratch.part("task", 0, 8)
+    ptr = scratch.part("ptr", 8, 8)
+    level = scratch.part("level", 16, 4)
+    parent_level = scratch.part("parent_level", 24, 4)
+    return scoped(
+        "task_walk",
+        [
+            call(Helper.GET_CURRENT_TASK),
+            stxdw(R10, task, R0),
+            # host ppid
+            *read_field(ptr, 8, task, layout.task_real_parent),
+            *read_field(out.host_ppid, 4, ptr, layout.task_tgid),
+            # mount namespace
+            *read_field(ptr, 8, task, layout.task_nsproxy),
+            *read_field(ptr, 8, ptr, layout.nsproxy_mnt_ns),
+            *read_field(out.mnt_ns, 4, ptr, layout.mnt_ns_inum),
+            # the task's own pid: its level, nr there, and that namespace
+            *read_field(ptr, 8, task, layout.task_thread_pid),
+            stw(R10, level, 0),
+            *read_field(level, 4, ptr, layout.pid_level),
+            *_read_upid_field(out.ns_tid, 4, ptr, level, layout.upid_nr, layout),
+            *_read_upid_field(ptr, 8, ptr, level, layout.upid_ns, layout),
+            *read_field(out.pid_ns, 4, ptr, layout.pid_ns_inum),
+            # the thread group leader's pid at the same level
+            *read_field(ptr, 8, task, layout.task_group_leader),
+            *read_field(ptr, 8, ptr, layout.task_thread_pid),
+            *_read_upid_field(out.ns_pid, 4, ptr, level, layout.upid_nr, layout),
+            # the parent's, if it is visible from the task's namespace
+            stw(R10, out.ns_ppid, 0),
+            *read_field(ptr, 8, task, layout.task_real_parent),
+            *read_field(ptr, 8, ptr, layout.task_group_leader),
+            *read_field(ptr, 8, ptr, layout.task_thread_pid),
+            stw(R10, parent_level, 0),
+            *read_field(parent_level, 4, ptr, layout.pid_level),
+            ldxw(R1, R10, level),
+            ldxw(R2, R10, parent_level),
+            jgt_reg(R1, R2, "parent_unseen"),
+            *_read_upid_field(out.ns_ppid, 4, ptr, level, layout.upid_nr, layout),
+            label("parent_unseen"),
+        ],
+    )

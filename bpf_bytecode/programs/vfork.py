@@ -56,12 +56,12 @@ from bpf_bytecode.asm import (
     jset_imm,
     jsle_imm,
     label,
-    ld_map_fd,
     ldxdw,
     ldxw,
     mov64_imm,
     mov64_reg,
     or64_imm,
+    stack_addr,
     stb,
     stdw,
     stw,
@@ -70,15 +70,14 @@ from bpf_bytecode.asm import (
     sub64_imm,
     sub64_reg,
 )
+from bpf_bytecode.fragments import BPF_ANY, map_delete, map_lookup, map_update, scoped
+from bpf_bytecode.frame import Frame, Slot
 from bpf_bytecode.helpers import Helper
 from bpf_bytecode.insn import Item
-from bpf_bytecode.opcodes import Reg
+from bpf_bytecode.opcodes import R0, R1, R2, R3, R6, R7, R10, Reg
+from bpf_bytecode.programs import OUT
 from bpf_bytecode.programs.capture import MAX_ARGS, PATH_SIZE, SyscallArgs, load_args
 
-R0, R1, R2, R3, R4 = Reg.R0, Reg.R1, Reg.R2, Reg.R3, Reg.R4
-R6, R7, R10 = Reg.R6, Reg.R7, Reg.R10
-
-BPF_ANY = 0
 CLONE_VFORK = 0x4000
 
 HOLD = struct.Struct("<QII")  # start, child, call
@@ -127,52 +126,54 @@ class Hold:
     when: HeldWhen
 
 
-# Stack slots of the programs here (r10 is the frame pointer): KEY and CHILD do not overlap
-# the 8-byte slot the raw families' exit code reads the syscall number into (r10 - 8).
-KEY = -8
-CHILD = -12
-ARGS = -16 - 8 * MAX_ARGS
-FRESH = -16 - RELEASE.size  # a zeroed RELEASE
+# The stack of note_child (on sched_process_fork)
+FORK_FRAME = Frame("vfork_fork")
+KEY = FORK_FRAME.slot("parent", 8)  # the holds map's key: the parent's pid_tgid
+FORK_CHILD = FORK_FRAME.slot("child", 4)
+FRESH = FORK_FRAME.slot("fresh", RELEASE.size)  # a zeroed RELEASE
+
+# The stack of the programs that note a child's release. Through a raw tracepoint family,
+# exec_returned's load_ret reads the syscall number into the exit program's key slot
+# (syscall.KEY, 8 bytes at r10 - 8): the first 8 bytes stay free for it.
+RELEASE_FRAME = Frame("vfork_release")
+RELEASE_FRAME.slot("syscall_nr", 8)
+CHILD = RELEASE_FRAME.slot("child", 4)  # the children map's key: the child's tid
+ARGS = RELEASE_FRAME.slot("args", 8 * MAX_ARGS)
 
 
-def note_hold(hold: Hold, key: int, start: Reg, args: int, slot: int, at: int) -> list[Item]:
-    """At the call's entry: holds[*(u64 *)(r10 + key)] = {*(u64 *)start, 0, call}, for clone
-    and clone3 only when their flags ask for CLONE_VFORK. Their first argument is at r10 + args;
-    `slot` is 8 bytes of stack, `at` the 16 bytes the HOLD is built in. Clobbers r0-r5; a call
-    that does not hold jumps to "out"."""
+def note_hold(
+    hold: Hold, key: Slot, start: Reg, args: Slot, slot: Slot, at: Slot, skip: str
+) -> list[Item]:
+    """At the call's entry: holds[*(u64 *)key] = {*(u64 *)start, 0, call}, for clone and
+    clone3 only when their flags ask for CLONE_VFORK. Their first argument is the first u64
+    of slot `args`; `slot` is 8 bytes of stack, `at` the HOLD.size bytes the HOLD is built
+    in. Clobbers r0-r5; a call that does not hold jumps to `skip`."""
     flags: list[Item]
     if hold.when is HeldWhen.ALWAYS:
         flags = []
     elif hold.when is HeldWhen.CLONE_FLAGS:
-        flags = [ldxdw(R1, R10, args)]
+        flags = [ldxdw(R1, R10, args.at(0))]
     else:
         flags = [
-            mov64_reg(R1, R10),
-            add64_imm(R1, slot),
+            *stack_addr(R1, slot),
             mov64_imm(R2, 8),
-            ldxdw(R3, R10, args),
+            ldxdw(R3, R10, args.at(0)),
             call(Helper.PROBE_READ_USER),
-            jne_imm(R0, 0, "out"),
+            jne_imm(R0, 0, skip),
             ldxdw(R1, R10, slot),
         ]
     if flags:
         flags += [
             and64_imm(R1, CLONE_VFORK),
-            jeq_imm(R1, 0, "out"),
+            jeq_imm(R1, 0, skip),
         ]
     return [
         *flags,
         ldxdw(R1, start, 0),
-        stxdw(R10, at + HOLD_START, R1),
-        stw(R10, at + HOLD_CHILD, 0),
-        stw(R10, at + HOLD_CALL, hold.call),
-        ld_map_fd(R1, hold.maps.holds_fd),
-        mov64_reg(R2, R10),
-        add64_imm(R2, key),
-        mov64_reg(R3, R10),
-        add64_imm(R3, at),
-        mov64_imm(R4, BPF_ANY),
-        call(Helper.MAP_UPDATE_ELEM),
+        stxdw(R10, at.at(HOLD_START), R1),
+        stw(R10, at.at(HOLD_CHILD), 0),
+        stw(R10, at.at(HOLD_CALL), hold.call),
+        *map_update(hold.maps.holds_fd, key, at, BPF_ANY),
     ]
 
 
@@ -184,49 +185,37 @@ def note_child(maps: VforkMaps, child_pid_offset: int) -> list[Item]:
         mov64_reg(R6, R1),
         call(Helper.GET_CURRENT_PID_TGID),
         stxdw(R10, KEY, R0),
-        ld_map_fd(R1, maps.holds_fd),
-        mov64_reg(R2, R10),
-        add64_imm(R2, KEY),
-        call(Helper.MAP_LOOKUP_ELEM),
-        jeq_imm(R0, 0, "out"),
+        *map_lookup(maps.holds_fd, KEY),
+        jeq_imm(R0, 0, OUT),
         ldxw(R1, R6, child_pid_offset),
         stxw(R0, HOLD_CHILD, R1),
-        stxw(R10, CHILD, R1),
-        *[stdw(R10, FRESH + offset, 0) for offset in range(0, RELEASE.size, 8)],
-        ld_map_fd(R1, maps.children_fd),
-        mov64_reg(R2, R10),
-        add64_imm(R2, CHILD),
-        mov64_reg(R3, R10),
-        add64_imm(R3, FRESH),
-        mov64_imm(R4, BPF_ANY),
-        call(Helper.MAP_UPDATE_ELEM),
-        label("out"),
+        stxw(R10, FORK_CHILD, R1),
+        *[stdw(R10, FRESH.at(offset), 0) for offset in range(0, RELEASE.size, 8)],
+        *map_update(maps.children_fd, FORK_CHILD, FRESH, BPF_ANY),
+        label(OUT),
         mov64_imm(R0, 0),
         exit_(),
     ]
 
 
-def _child_release(maps: VforkMaps) -> list[Item]:
+def _child_release(maps: VforkMaps, skip: str) -> list[Item]:
     """r0 = the current task's RELEASE, if it is a held parent's child not yet released; else
-    goto out."""
+    goto skip."""
     return [
         call(Helper.GET_CURRENT_PID_TGID),
         stxw(R10, CHILD, R0),  # the low half: the tid
-        *_release_of(maps),
+        *_release_of(maps, skip),
     ]
 
 
-def _release_of(maps: VforkMaps) -> list[Item]:
-    """r0 = the RELEASE of the child whose tid is at r10 + CHILD, if not yet released; else
-    goto out."""
+def _release_of(maps: VforkMaps, skip: str) -> list[Item]:
+    """r0 = the RELEASE of the child whose tid is in slot CHILD, if not yet released; else
+    goto skip."""
     return [
-        ld_map_fd(R1, maps.children_fd),
-        mov64_reg(R2, R10),
-        add64_imm(R2, CHILD),
-        call(Helper.MAP_LOOKUP_ELEM),
-        jeq_imm(R0, 0, "out"),
+        *map_lookup(maps.children_fd, CHILD),
+        jeq_imm(R0, 0, skip),
         ldxw(R1, R0, CAUSE),
-        jset_imm(R1, RELEASED, "out"),
+        jset_imm(R1, RELEASED, skip),
     ]
 
 
@@ -239,16 +228,16 @@ def release_at_exec(
     return [
         mov64_reg(R6, R1),
         *match,
-        *_child_release(maps),
+        *_child_release(maps, OUT),
         mov64_reg(R7, R0),
         *load_args(args, path_arg + 1, ARGS),
         stw(R7, CAUSE, cause),
         mov64_reg(R1, R7),
         add64_imm(R1, PATH),
         mov64_imm(R2, PATH_SIZE),
-        ldxdw(R3, R10, ARGS + 8 * path_arg),
+        ldxdw(R3, R10, ARGS.at(8 * path_arg)),
         call(Helper.PROBE_READ_USER_STR),
-        label("out"),
+        label(OUT),
         mov64_imm(R0, 0),
         exit_(),
     ]
@@ -261,15 +250,15 @@ def exec_returned(maps: VforkMaps, load_ret: Sequence[Item]) -> list[Item]:
     return [
         mov64_reg(R6, R1),
         *load_ret,
-        *_child_release(maps),
+        *_child_release(maps, OUT),
         jeq_imm(R7, 0, "released"),
         stw(R0, CAUSE, Cause.UNKNOWN),
-        ja("out"),
+        ja(OUT),
         label("released"),
         ldxw(R1, R0, CAUSE),
         or64_imm(R1, RELEASED),
         stxw(R0, CAUSE, R1),
-        label("out"),
+        label(OUT),
         mov64_imm(R0, 0),
         exit_(),
     ]
@@ -281,14 +270,14 @@ def release_at_exit(maps: VforkMaps, match: Sequence[Item], args: SyscallArgs) -
     return [
         mov64_reg(R6, R1),
         *match,
-        *_child_release(maps),
+        *_child_release(maps, OUT),
         mov64_reg(R7, R0),
         *load_args(args, 1, ARGS),
-        ldxdw(R1, R10, ARGS),
+        ldxdw(R1, R10, ARGS.at(0)),
         and64_imm(R1, 0xFF),
         stw(R7, CAUSE, Cause.EXIT),
         stxw(R7, CODE, R1),
-        label("out"),
+        label(OUT),
         mov64_imm(R0, 0),
         exit_(),
     ]
@@ -298,14 +287,14 @@ SIGKILL, SIGCHLD, SIGURG, SIGWINCH = 9, 17, 23, 28
 TRACE_SIGNAL_IGNORED = 1  # signal_generate's result for a signal dropped at once
 
 
-def _fatal_by_default(sig: Reg) -> list[Item]:
-    """Goto out unless signal `sig` kills by default: 17-23 (SIGCHLD, SIGCONT, SIGSTOP,
+def _fatal_by_default(sig: Reg, skip: str) -> list[Item]:
+    """Goto skip unless signal `sig` kills by default: 17-23 (SIGCHLD, SIGCONT, SIGSTOP,
     SIGTSTP, SIGTTIN, SIGTTOU, SIGURG) and SIGWINCH are ignored or stop. Clobbers r1."""
     return [
-        jeq_imm(sig, SIGWINCH, "out"),
+        jeq_imm(sig, SIGWINCH, skip),
         mov64_reg(R1, sig),
         sub64_imm(R1, SIGCHLD),
-        jle_imm(R1, SIGURG - SIGCHLD, "out"),  # unsigned: a signal below SIGCHLD wraps high
+        jle_imm(R1, SIGURG - SIGCHLD, skip),  # unsigned: a signal below SIGCHLD wraps high
     ]
 
 
@@ -317,16 +306,16 @@ def note_signal(
     return [
         mov64_reg(R6, R1),
         ldxw(R1, R6, result_offset),
-        jeq_imm(R1, TRACE_SIGNAL_IGNORED, "out"),
+        jeq_imm(R1, TRACE_SIGNAL_IGNORED, OUT),
         ldxw(R7, R6, sig_offset),
-        *_fatal_by_default(R7),
+        *_fatal_by_default(R7, OUT),
         ldxw(R1, R6, pid_offset),
         stxw(R10, CHILD, R1),
-        *_release_of(maps),
+        *_release_of(maps, OUT),
         ldxw(R1, R0, CAUSE),
-        jeq_imm(R1, Cause.EXIT, "out"),
+        jeq_imm(R1, Cause.EXIT, OUT),
         stxw(R0, CODE, R7),
-        label("out"),
+        label(OUT),
         mov64_imm(R0, 0),
         exit_(),
     ]
@@ -339,61 +328,52 @@ def release_at_signal(maps: VforkMaps, sig_offset: int, handler_offset: int) -> 
     return [
         mov64_reg(R6, R1),
         ldxdw(R1, R6, handler_offset),
-        jne_imm(R1, 0, "out"),  # a handler, or SIG_IGN: the child lives on
+        jne_imm(R1, 0, OUT),  # a handler, or SIG_IGN: the child lives on
         ldxw(R7, R6, sig_offset),
-        *_fatal_by_default(R7),
-        *_child_release(maps),
+        *_fatal_by_default(R7, OUT),
+        *_child_release(maps, OUT),
         stw(R0, CAUSE, Cause.SIGNAL),
         jne_imm(R7, SIGKILL, "code"),
         ldxw(R1, R0, CODE),
-        jne_imm(R1, 0, "out"),
+        jne_imm(R1, 0, OUT),
         label("code"),
         stxw(R0, CODE, R7),
-        label("out"),
+        label(OUT),
         mov64_imm(R0, 0),
         exit_(),
     ]
 
 
-def hold_block(maps: VforkMaps, out: Reg, at: int, key: int, child: int) -> list[Item]:
-    """At the parent's return, with the return value in r7 and the pid_tgid at r10 + key: write
-    the BLOCK at `out` + at (`out` one of r6-r9) and forget the hold and the child. `child` is
-    4 bytes of stack. Clobbers r0-r5."""
-    return [
-        stdw(out, at, 0),  # hold_ns: held nothing
-        stdw(out, at + 8 + CAUSE, 0),  # UNKNOWN, code 0
-        stb(out, at + 8 + PATH, 0),
-        jsle_imm(R7, 0, "hold_done"),  # a failed call has no child
-        ld_map_fd(R1, maps.holds_fd),
-        mov64_reg(R2, R10),
-        add64_imm(R2, key),
-        call(Helper.MAP_LOOKUP_ELEM),
-        jeq_imm(R0, 0, "hold_done"),
-        ldxdw(R1, R0, HOLD_START),
-        stxdw(out, at, R1),
-        call(Helper.KTIME_GET_NS),
-        ldxdw(R1, out, at),
-        sub64_reg(R0, R1),
-        stxdw(out, at, R0),
-        ld_map_fd(R1, maps.holds_fd),
-        mov64_reg(R2, R10),
-        add64_imm(R2, key),
-        call(Helper.MAP_DELETE_ELEM),
-        stxw(R10, child, R7),
-        ld_map_fd(R1, maps.children_fd),
-        mov64_reg(R2, R10),
-        add64_imm(R2, child),
-        call(Helper.MAP_LOOKUP_ELEM),
-        jeq_imm(R0, 0, "hold_done"),
-        mov64_reg(R3, R0),
-        mov64_reg(R1, out),
-        add64_imm(R1, at + 8),
-        mov64_imm(R2, RELEASE.size),
-        # from a map value into another: kernel memory the helper may read
-        call(Helper.PROBE_READ_KERNEL),
-        ld_map_fd(R1, maps.children_fd),
-        mov64_reg(R2, R10),
-        add64_imm(R2, child),
-        call(Helper.MAP_DELETE_ELEM),
-        label("hold_done"),
-    ]
+def hold_block(maps: VforkMaps, out: Reg, at: int, key: Slot, child: Slot) -> list[Item]:
+    """At the parent's return, with the return value in r7 and the pid_tgid in slot `key`:
+    write the BLOCK at `out` + at (`out` one of r6-r9) and forget the hold and the child.
+    `child` is 4 bytes of stack. Clobbers r0-r5."""
+    return scoped(
+        "hold_block",
+        [
+            stdw(out, at, 0),  # hold_ns: held nothing
+            stdw(out, at + 8 + CAUSE, 0),  # UNKNOWN, code 0
+            stb(out, at + 8 + PATH, 0),
+            jsle_imm(R7, 0, "done"),  # a failed call has no child
+            *map_lookup(maps.holds_fd, key),
+            jeq_imm(R0, 0, "done"),
+            ldxdw(R1, R0, HOLD_START),
+            stxdw(out, at, R1),
+            call(Helper.KTIME_GET_NS),
+            ldxdw(R1, out, at),
+            sub64_reg(R0, R1),
+            stxdw(out, at, R0),
+            *map_delete(maps.holds_fd, key),
+            stxw(R10, child, R7),
+            *map_lookup(maps.children_fd, child),
+            jeq_imm(R0, 0, "done"),
+            mov64_reg(R3, R0),
+            mov64_reg(R1, out),
+            add64_imm(R1, at + 8),
+            mov64_imm(R2, RELEASE.size),
+            # from a map value into another: kernel memory the helper may read
+            call(Helper.PROBE_READ_KERNEL),
+            *map_delete(maps.children_fd, child),
+            label("done"),
+        ],
+    )
