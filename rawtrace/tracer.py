@@ -8,8 +8,6 @@ The CLI is a thin caller of Tracer.run, so the Python API can do whatever the co
 from __future__ import annotations
 
 import contextlib
-import os
-import select
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -27,6 +25,7 @@ from rawtrace.events.stalls import StallAlarm
 from rawtrace.plan import TracePlan
 from rawtrace.session import Session
 from rawtrace.transports.opening import RingReader
+from rawtrace.transports.waiting import Waiter
 
 
 @dataclass(frozen=True)
@@ -87,8 +86,7 @@ class Tracer:
         # Held while the rings are drained or released, so that close() from another thread
         # never pulls a ring from under a drain; it wakes a blocked read through _wake_write.
         self._lock = threading.Lock()
-        self._poller = select.poll()
-        self._wake_read, self._wake_write = -1, -1
+        self._waiter: Waiter | None = None
         self._lost_reported: dict[int, int] = {}
 
     @property
@@ -125,9 +123,7 @@ class Tracer:
             watch, stall_ms = self._session.watch, self.plan.stall_ms
             if watch is not None and stall_ms is not None:
                 self._stalls = StallAlarm(watch, stall_ms, self._decoder.monotonic_to_wall)
-            self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-            self._poller.register(self._reader.fileno(), select.POLLIN)
-            self._poller.register(self._wake_read, select.POLLIN)
+            self._waiter = Waiter(self._reader.fileno())
         except BaseException:
             self.close()
             raise
@@ -147,17 +143,14 @@ class Tracer:
         with self._lock:
             self._closed = True
             self._reader = None
-            for fd in (self._wake_read, self._wake_write):
-                if fd >= 0:
-                    os.close(fd)
-            self._wake_read, self._wake_write = -1, -1
+            if self._waiter is not None:
+                self._waiter.close()
             self._session.close()
 
     def _wake(self) -> None:
         with self._lock:
-            if self._wake_write >= 0:
-                with contextlib.suppress(BlockingIOError):  # a wakeup is already pending
-                    os.write(self._wake_write, b"\0")
+            if self._waiter is not None:
+                self._waiter.wake()
 
     def __enter__(self) -> Tracer:
         return self.start()
@@ -201,13 +194,8 @@ class Tracer:
             left = max_wait if deadline is None else deadline - time.monotonic()
             if left <= 0:
                 return events
-            self._wait(min(left, max_wait))
-
-    def _wait(self, seconds: float) -> None:
-        for fd, _ in self._poller.poll(seconds * 1000):
-            if fd == self._wake_read:
-                with contextlib.suppress(BlockingIOError):
-                    os.read(fd, 64)
+            assert self._waiter is not None  # made with the reader
+            self._waiter.wait(min(left, max_wait))
 
     def _drain(self, reader: RingReader) -> list[Event]:
         events = [event for batch in reader.drain() for event in self._decoder.decode(batch)]

@@ -2,7 +2,7 @@
 
 Each family is one module with a class implementing SyscallFamily. A family knows its program
 type, how its programs read their context, and how to attach them; the tracer supplies the rest
-(maps, filters, output) through a SyscallPrograms factory, so no family repeats program logic.
+(maps, filters, output) through a SyscallPrograms loader, so no family repeats program logic.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Callable, Protocol
 from bpf_bytecode import Item
 from bpf_bytecode.programs.capture import SyscallArgs
 from rawtrace.kernel.bpf import AttachType, ProgType
-from rawtrace.kernel.loading import Program
+from rawtrace.kernel.loading import OwnedPrograms, Program
 
 
 class Detachable(Protocol):
@@ -83,13 +83,23 @@ class Attached:
         return self._missed()
 
 
-class SyscallPrograms(Protocol):
-    """Loads the enter and exit programs of one syscall event, given a family's context code:
-    `match` picks the syscall out, `args` says where its arguments are, `load_ret` reads the
-    return value. An event sent at entry (`at_entry`: exit_group never returns) has no exit
+class SyscallPrograms:
+    """Loads the enter and exit programs of one syscall for whichever family asks. The family
+    supplies its context code: `match` picks the syscall out, `args` says where its arguments
+    are, `load_ret` reads the return value; a subclass says what the programs do with them
+    (enter_code, exit_code). The programs are named `<prefix>_enter` and `<prefix>_exit` and
+    owned by `resources`. A call that never returns (`at_entry`: exit_group) has no exit
     program."""
 
-    at_entry: bool
+    def __init__(self, prefix: str, resources: ExitStack, *, at_entry: bool) -> None:
+        self.programs = OwnedPrograms(prefix, resources)
+        self.at_entry = at_entry
+
+    def enter_code(self, match: Sequence[Item], args: SyscallArgs) -> Sequence[Item]:
+        raise NotImplementedError
+
+    def exit_code(self, load_ret: Sequence[Item]) -> Sequence[Item]:
+        raise NotImplementedError
 
     def enter(
         self,
@@ -99,7 +109,9 @@ class SyscallPrograms(Protocol):
         args: SyscallArgs,
         expected_attach_type: AttachType = AttachType.NONE,
         attach_btf_id: int = 0,
-    ) -> Program: ...
+    ) -> Program:
+        code = self.enter_code(match, args)
+        return self.programs.load("enter", prog_type, code, expected_attach_type, attach_btf_id)
 
     def exit(
         self,
@@ -108,7 +120,9 @@ class SyscallPrograms(Protocol):
         *,
         expected_attach_type: AttachType = AttachType.NONE,
         attach_btf_id: int = 0,
-    ) -> Program: ...
+    ) -> Program:
+        code = self.exit_code(load_ret)
+        return self.programs.load("exit", prog_type, code, expected_attach_type, attach_btf_id)
 
 
 class SyscallFamily(Protocol):

@@ -16,9 +16,9 @@ from bpf_bytecode.programs.record import SYSCALL_RECORD
 from bpf_bytecode.programs.syscall import Tail, syscall_enter, syscall_entry_event, syscall_exit
 from bpf_bytecode.programs.task import TaskLayout
 from bpf_bytecode.programs.vfork import Hold, VforkMaps
+from rawtrace.attach import SyscallPrograms
 from rawtrace.events.catalogue import EventSpec
-from rawtrace.kernel.bpf import AttachType, MapType, ProgType
-from rawtrace.kernel.loading import OwnedPrograms, Program
+from rawtrace.kernel.bpf import MapType
 from rawtrace.kernel.maps import Map
 
 START_TIMES_ENTRIES = 16384  # threads inside a traced call at once; LRU evicts missed exits
@@ -87,9 +87,9 @@ def event_maps(
     return EventMaps(own_start_times, tail)
 
 
-class EventPrograms:
-    """Loads one syscall event's programs for whichever family asks (see attach.SyscallPrograms);
-    the programs are owned by the tracer's resources."""
+class EventPrograms(SyscallPrograms):
+    """One syscall event's programs, for whichever family asks: they time the call, filter,
+    capture the args and send the record."""
 
     def __init__(
         self,
@@ -100,24 +100,15 @@ class EventPrograms:
         task: TaskLayout | None,
         resources: ExitStack,
     ) -> None:
+        super().__init__(spec.name, resources, at_entry=spec.feed.at_entry)
         self.spec = spec
         self.start_times = maps.start_times
         self.tail = maps.tail
         self.output = output
         self.filters = filters
         self.task = task
-        self.programs = OwnedPrograms(spec.name, resources)
-        self.at_entry = spec.feed.at_entry
 
-    def enter(
-        self,
-        prog_type: ProgType,
-        match: Sequence[Item] = (),
-        *,
-        args: SyscallArgs,
-        expected_attach_type: AttachType = AttachType.NONE,
-        attach_btf_id: int = 0,
-    ) -> Program:
+    def enter_code(self, match: Sequence[Item], args: SyscallArgs) -> Sequence[Item]:
         if self.at_entry and self.tail is not None:
             code = syscall_entry_event(
                 match=match,
@@ -136,17 +127,10 @@ class EventPrograms:
                 args=args,
                 tail=self.tail,
             )
-        return self.programs.load("enter", prog_type, code, expected_attach_type, attach_btf_id)
+        return code
 
-    def exit(
-        self,
-        prog_type: ProgType,
-        load_ret: Sequence[Item],
-        *,
-        expected_attach_type: AttachType = AttachType.NONE,
-        attach_btf_id: int = 0,
-    ) -> Program:
-        code = syscall_exit(
+    def exit_code(self, load_ret: Sequence[Item]) -> Sequence[Item]:
+        return syscall_exit(
             load_ret=load_ret,
             start_times_fd=self.start_times.fileno(),
             output=self.output,
@@ -156,4 +140,3 @@ class EventPrograms:
             task=self.task,
             tail=self.tail,
         )
-        return self.programs.load("exit", prog_type, code, expected_attach_type, attach_btf_id)

@@ -34,7 +34,7 @@ from kernel_compat import TracepointFormat, read_tracepoint_format
 from rawtrace.attach.tracepoint import attach_tracepoint
 from rawtrace.events.catalogue import EventSpec
 from rawtrace.kernel.bpf import MapType, ProgType
-from rawtrace.kernel.loading import Program, load_program
+from rawtrace.kernel.loading import OwnedPrograms, Program
 from rawtrace.kernel.maps import Map
 
 # processes whose end was reported, kept while their other threads may still reach the
@@ -109,7 +109,7 @@ def _process_exit(
         task=task,
         tail=Tail(Capture(arg_count=1), scratch.fileno()),  # one u64 slot: TAIL_SIZE
     )
-    return resources.enter_context(load_program(f"{spec.name}_process", ProgType.TRACEPOINT, code))
+    return OwnedPrograms(spec.name, resources).load("process", ProgType.TRACEPOINT, code)
 
 
 _Loader = Callable[[EventSpec, TracepointFormat, TaskLayout, Output, Filters, ExitStack], Program]

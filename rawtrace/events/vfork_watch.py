@@ -28,10 +28,10 @@ from bpf_bytecode.programs.vfork import (
     release_at_signal,
 )
 from kernel_compat import read_tracepoint_format
-from rawtrace.attach import Detachable, Link, SyscallFamily
+from rawtrace.attach import Detachable, Link, SyscallFamily, SyscallPrograms
 from rawtrace.attach.tracepoint import attach_tracepoint
-from rawtrace.kernel.bpf import AttachType, MapType, ProgType
-from rawtrace.kernel.loading import OwnedPrograms, Program
+from rawtrace.kernel.bpf import MapType, ProgType
+from rawtrace.kernel.loading import OwnedPrograms
 from rawtrace.kernel.maps import Map
 
 HOLDS_ENTRIES = 4096  # parents held at once
@@ -128,38 +128,20 @@ class VforkWatch:
             yield HeldParent(int.from_bytes(key, "little"), start, child, call)
 
 
-class _ReleasePrograms:
-    """The programs a child's release is noted by, for one syscall (attach.SyscallPrograms)."""
+class _ReleasePrograms(SyscallPrograms):
+    """The programs a child's release is noted by, for one syscall."""
 
     def __init__(self, maps: VforkMaps, syscall: str, resources: ExitStack) -> None:
+        # exit and exit_group never return
+        super().__init__(f"vfork_{syscall}", resources, at_entry=syscall not in _EXEC_PATH_ARG)
         self.maps = maps
         self.syscall = syscall
-        self.programs = OwnedPrograms(f"vfork_{syscall}", resources)
-        self.at_entry = syscall not in _EXEC_PATH_ARG  # exit and exit_group never return
 
-    def enter(
-        self,
-        prog_type: ProgType,
-        match: Sequence[Item] = (),
-        *,
-        args: SyscallArgs,
-        expected_attach_type: AttachType = AttachType.NONE,
-        attach_btf_id: int = 0,
-    ) -> Program:
+    def enter_code(self, match: Sequence[Item], args: SyscallArgs) -> Sequence[Item]:
         if self.at_entry:
-            code = release_at_exit(self.maps, match, args)
-        else:
-            path_arg = _EXEC_PATH_ARG[self.syscall]
-            code = release_at_exec(self.maps, match, args, path_arg, _EXEC_CAUSE[self.syscall])
-        return self.programs.load("enter", prog_type, code, expected_attach_type, attach_btf_id)
+            return release_at_exit(self.maps, match, args)
+        path_arg = _EXEC_PATH_ARG[self.syscall]
+        return release_at_exec(self.maps, match, args, path_arg, _EXEC_CAUSE[self.syscall])
 
-    def exit(
-        self,
-        prog_type: ProgType,
-        load_ret: Sequence[Item],
-        *,
-        expected_attach_type: AttachType = AttachType.NONE,
-        attach_btf_id: int = 0,
-    ) -> Program:
-        code = exec_returned(self.maps, load_ret)
-        return self.programs.load("exit", prog_type, code, expected_attach_type, attach_btf_id)
+    def exit_code(self, load_ret: Sequence[Item]) -> Sequence[Item]:
+        return exec_returned(self.maps, load_ret)

@@ -11,7 +11,7 @@ from kernel_compat import read_tracepoint_format
 from rawtrace.attach.tracepoint import attach_tracepoint
 from rawtrace.errors import RawtraceError
 from rawtrace.kernel.bpf import MapType, ProgType
-from rawtrace.kernel.loading import load_program
+from rawtrace.kernel.loading import OwnedPrograms
 from rawtrace.kernel.maps import Map
 
 FOLLOWED_ENTRIES = 65536  # processes and threads in a followed tree at once
@@ -35,21 +35,18 @@ def follow_tree(pid: int, tracefs: Path, resources: ExitStack, links: ExitStack)
         )
     )
     followed.update(pid.to_bytes(4, "little"), pid.to_bytes(4, "little"))
+    programs = OwnedPrograms("follow", resources)
     fork = read_tracepoint_format(tracefs, "sched", "sched_process_fork")
-    forks = resources.enter_context(
-        load_program(
-            "follow_forks",
-            ProgType.TRACEPOINT,
-            follow_forks(followed.fileno(), fork.field("child_pid").offset),
-        )
+    forks = programs.load(
+        "forks",
+        ProgType.TRACEPOINT,
+        follow_forks(followed.fileno(), fork.field("child_pid").offset),
     )
     free = read_tracepoint_format(tracefs, "sched", "sched_process_free")
-    frees = resources.enter_context(
-        load_program(
-            "forget_frees",
-            ProgType.TRACEPOINT,
-            forget_frees(followed.fileno(), free.field("pid").offset),
-        )
+    frees = programs.load(
+        "frees",
+        ProgType.TRACEPOINT,
+        forget_frees(followed.fileno(), free.field("pid").offset),
     )
     links.callback(attach_tracepoint(forks, tracefs, "sched", "sched_process_fork").close)
     links.callback(attach_tracepoint(frees, tracefs, "sched", "sched_process_free").close)

@@ -1,0 +1,36 @@
+"""Waiting for a ring reader's fd, and waking that wait from another thread (close() or stop()
+while a read blocks): poll() on the reader's fd and on a pipe of our own."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+
+
+class Waiter:
+    """Waits on `fd` until it is readable, a timeout passes, or wake() is called. Owns its
+    pipe: close() releases it, after which wake() does nothing."""
+
+    def __init__(self, fd: int) -> None:
+        self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._poller = select.poll()
+        self._poller.register(fd, select.POLLIN)
+        self._poller.register(self._wake_read, select.POLLIN)
+
+    def wait(self, seconds: float) -> None:
+        for fd, _ in self._poller.poll(seconds * 1000):
+            if fd == self._wake_read:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(fd, 64)
+
+    def wake(self) -> None:
+        if self._wake_write >= 0:
+            with contextlib.suppress(BlockingIOError):  # a wakeup is already pending
+                os.write(self._wake_write, b"\0")
+
+    def close(self) -> None:
+        for fd in (self._wake_read, self._wake_write):
+            if fd >= 0:
+                os.close(fd)
+        self._wake_read, self._wake_write = -1, -1
