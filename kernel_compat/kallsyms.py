@@ -6,7 +6,7 @@ import os
 import platform
 
 from ._files import read_text, under
-from .errors import FeatureMissing
+from .fact_errors import FeatureMissing
 
 __all__ = ["is_syscall_wrapper", "syscall_symbol", "syscall_symbol_candidates"]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import platform
 from dataclasses import dataclass
 
-from .errors import FeatureMissing
+from ..fact_errors import FeatureMissing
 
 __all__ = ["PtRegs", "exits_seen_as", "pt_regs_layout", "syscall_number"]
 
