@@ -12,6 +12,7 @@ for, and KernelFactError when a fact exists but cannot be read or understood.
 
 from __future__ import annotations
 
+from .arch import SyscallTable, syscall_number, syscall_table
 from .btf import Btf, BtfKind, Member, load_vmlinux_btf, vmlinux_btf_path
 from .fact_errors import FeatureMissing, KernelFactError
 from .kallsyms import syscall_symbol, syscall_symbol_candidates
@@ -53,6 +54,7 @@ __all__ = [
     "KernelRelease",
     "Member",
     "PmuFormatField",
+    "SyscallTable",
     "TracepointField",
     "TracepointFormat",
     "boot_id",
@@ -73,8 +75,10 @@ __all__ = [
     "possible_cpus",
     "read_tracepoint_format",
     "resident_kib",
+    "syscall_number",
     "syscall_symbol",
     "syscall_symbol_candidates",
+    "syscall_table",
     "tracepoint_id",
     "unprivileged_bpf_disabled",
     "vmlinux_btf_path",

@@ -1,5 +1,4 @@
-"""Facts fixed by the CPU architecture: syscall numbers and where struct pt_regs keeps the
-values a probe reads. They are compiled into the kernel and not readable from /proc or /sys."""
+"""Where struct pt_regs keeps the values a probe reads, per architecture."""
 
 from __future__ import annotations
 
@@ -8,33 +7,7 @@ from dataclasses import dataclass
 
 from ..fact_errors import FeatureMissing
 
-__all__ = ["PtRegs", "exits_seen_as", "pt_regs_layout", "syscall_number"]
-
-# Only the syscalls rawtrace traces (arch/x86/entry/syscalls/syscall_64.tbl,
-# include/uapi/asm-generic/unistd.h). The generic table, used by arm64 and riscv, has no vfork
-# at all: there the C library's vfork() is clone(CLONE_VM | CLONE_VFORK).
-_GENERIC = {
-    "exit": 93,
-    "exit_group": 94,
-    "clone": 220,
-    "execve": 221,
-    "execveat": 281,
-    "clone3": 435,
-}
-_SYSCALL_NUMBERS: dict[str, dict[str, int]] = {
-    "x86_64": {
-        "clone": 56,
-        "fork": 57,
-        "vfork": 58,
-        "execve": 59,
-        "exit": 60,
-        "exit_group": 231,
-        "execveat": 322,
-        "clone3": 435,
-    },
-    "aarch64": _GENERIC,
-    "riscv64": _GENERIC,
-}
+__all__ = ["PtRegs", "pt_regs_layout"]
 
 
 @dataclass(frozen=True)
@@ -68,29 +41,6 @@ _PT_REGS = {
         syscall_args=(0, 8, 16, 24, 32, 40),
     ),
 }
-
-
-def syscall_number(syscall: str, machine: str | None = None) -> int:
-    """Return the number of `syscall` on `machine` (default: this one)."""
-    arch = platform.machine() if machine is None else machine
-    try:
-        return _SYSCALL_NUMBERS[arch][syscall]
-    except KeyError:
-        if arch in _SYSCALL_NUMBERS:
-            raise FeatureMissing(f"{arch} has no {syscall} syscall") from None
-        raise FeatureMissing(f"rawtrace does not know the syscall numbers of {arch}") from None
-
-
-# A successful execveat on x86_64 returns into the new program with orig_ax holding execve's
-# number, so the syscall exit tracepoints (and raw sys_exit) report it as execve's exit: seen
-# with tracefs, `sys_execveat(...)` then `sys_execve -> 0x0` from the same task.
-_EXITS_SEEN_AS = {"x86_64": {"execveat": ("execve",)}}
-
-
-def exits_seen_as(syscall: str, machine: str | None = None) -> tuple[str, ...]:
-    """The other syscalls whose exit a successful `syscall` is reported as on `machine`."""
-    arch = platform.machine() if machine is None else machine
-    return _EXITS_SEEN_AS.get(arch, {}).get(syscall, ())
 
 
 def pt_regs_layout(machine: str | None = None) -> PtRegs:
