@@ -10,7 +10,7 @@ def test_every_fact_has_a_unique_name_and_its_first_release() -> None:
     facts = (*FEATURES, *ATTACH_FEATURES)
     assert len({fact.name for fact in facts}) == len(facts)
     for fact in facts:
-        assert fact.since is not None and (3, 18) <= fact.since, fact.name
+        assert fact.since is not None and fact.since >= (3, 18), fact.name
         assert fact.description.endswith(f" ({fact.since[0]}.{fact.since[1]})"), fact.name
         assert feature(fact.name) is fact
 
