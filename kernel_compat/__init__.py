@@ -1,5 +1,10 @@
 """Read-only facts about the running kernel, read from /proc, /sys and tracefs.
 
+Grouped by job: the tracing facts a tracer asks first (tracefs, kprobes, kallsyms, pmu) at the
+top; system/ (release, config, capabilities, sysctls, CPUs, cgroups, mounts, this process);
+btf/ (the kernel's type information); arch/ (per-architecture tables: syscall numbers and
+symbols, struct pt_regs).
+
 Every reader takes `root` (default "/") so tests can point it at a directory laid out
 like the real one. Readers raise FeatureMissing when the kernel lacks what was asked
 for, and KernelFactError when a fact exists but cannot be read or understood.
@@ -7,16 +12,28 @@ for, and KernelFactError when a fact exists but cannot be read or understood.
 
 from __future__ import annotations
 
+from .arch import SyscallTable, syscall_number, syscall_table
 from .btf import Btf, BtfKind, Member, load_vmlinux_btf, vmlinux_btf_path
-from .capabilities import Capability, capability_name, effective_capabilities
-from .config import KernelConfig, kernel_config
-from .cpus import online_cpus, possible_cpus
-from .errors import FeatureMissing, KernelFactError
+from .fact_errors import FeatureMissing, KernelFactError
 from .kallsyms import syscall_symbol, syscall_symbol_candidates
 from .pmu import PmuFormatField, list_pmus, pmu_format_bit, pmu_format_field, pmu_type
-from .process import memlock_limit, resident_kib
-from .release import KernelRelease, boot_id, kernel_release
-from .sysctl import lockdown, perf_event_paranoid, unprivileged_bpf_disabled
+from .system import (
+    Capability,
+    KernelConfig,
+    KernelRelease,
+    boot_id,
+    capability_name,
+    effective_capabilities,
+    kernel_config,
+    kernel_release,
+    lockdown,
+    memlock_limit,
+    online_cpus,
+    perf_event_paranoid,
+    possible_cpus,
+    resident_kib,
+    unprivileged_bpf_disabled,
+)
 from .tracefs import (
     TRACEFS_MOUNTPOINTS,
     TracepointField,
@@ -37,6 +54,7 @@ __all__ = [
     "KernelRelease",
     "Member",
     "PmuFormatField",
+    "SyscallTable",
     "TracepointField",
     "TracepointFormat",
     "boot_id",
@@ -57,8 +75,10 @@ __all__ = [
     "possible_cpus",
     "read_tracepoint_format",
     "resident_kib",
+    "syscall_number",
     "syscall_symbol",
     "syscall_symbol_candidates",
+    "syscall_table",
     "tracepoint_id",
     "unprivileged_bpf_disabled",
     "vmlinux_btf_path",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import FeatureMissing, KernelFactError
+from .fact_errors import FeatureMissing, KernelFactError
 
 
 def under(root: str | os.PathLike[str], absolute: str) -> Path:

@@ -3,48 +3,37 @@
 from __future__ import annotations
 
 import os
-import platform
 
 from ._files import read_text, under
-from .errors import FeatureMissing
+from .arch.syscall_tables import syscall_table
+from .fact_errors import FeatureMissing
 
 __all__ = ["is_syscall_wrapper", "syscall_symbol", "syscall_symbol_candidates"]
 
 _KALLSYMS = "/proc/kallsyms"
 
-# Since Linux 4.17 ("syscalls/x86: Use 'struct pt_regs' based syscall calling convention
-# for 64-bit syscalls"), architectures with CONFIG_ARCH_HAS_SYSCALL_WRAPPER prefix the
-# entry point with their own name (the same table as libbpf's arch_specific_syscall_pfx()).
-_ARCH_PREFIXES = {
-    "x86_64": "__x64_sys_",
-    "aarch64": "__arm64_sys_",
-    "arm64": "__arm64_sys_",
-    "s390x": "__s390x_sys_",
-    "riscv64": "__riscv_sys_",
-}
-# Older kernels and unwrapped architectures: the plain name, then the sign-extending wrapper.
-_GENERIC_PREFIXES = ("sys_", "__se_sys_")
-
 
 def syscall_symbol_candidates(syscall: str, machine: str | None = None) -> tuple[str, ...]:
-    """Return the symbol names tried for `syscall` on `machine`, in order of preference."""
-    arch = platform.machine() if machine is None else machine
-    prefixes = (*([_ARCH_PREFIXES[arch]] if arch in _ARCH_PREFIXES else []), *_GENERIC_PREFIXES)
-    return tuple(prefix + syscall for prefix in prefixes)
+    """Return the symbol names tried for `syscall` on `machine`, in order of preference: the
+    arch prefix (arch/syscall_tables.py), then the generic names; none for a syscall that only
+    32-bit compat tasks (or no task) can make there."""
+    return syscall_table(machine).symbol_candidates(syscall)
 
 
 def is_syscall_wrapper(symbol: str, machine: str | None = None) -> bool:
     """Tell whether `symbol` is an arch syscall wrapper (4.17+), which takes the user's struct
     pt_regs as its one argument instead of the syscall's arguments."""
-    arch = platform.machine() if machine is None else machine
-    return arch in _ARCH_PREFIXES and symbol.startswith(_ARCH_PREFIXES[arch])
+    return syscall_table(machine).is_wrapper(symbol)
 
 
 def syscall_symbol(
     syscall: str, root: str | os.PathLike[str] = "/", machine: str | None = None
 ) -> str:
     """Return the kernel text symbol implementing `syscall` (e.g. "__x64_sys_vfork")."""
-    candidates = syscall_symbol_candidates(syscall, machine)
+    table = syscall_table(machine)
+    candidates = table.symbol_candidates(syscall)
+    if not candidates:
+        raise FeatureMissing(table.absent_reason(syscall))
     path = under(root, _KALLSYMS)
     text = read_text(path, f"{path} does not exist")
     found = _first_text_symbol(text, candidates)

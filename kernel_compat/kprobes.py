@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._files import read_text
-from .errors import KernelFactError
+from .fact_errors import KernelFactError
 
 __all__ = ["KprobeDefinition", "ProbeCounts", "read_kprobe_events", "read_kprobe_profile"]
 

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 from ._files import parse_int, read_text, under
-from .errors import FeatureMissing, KernelFactError
+from .fact_errors import FeatureMissing, KernelFactError
 
 __all__ = ["PmuFormatField", "list_pmus", "pmu_format_bit", "pmu_format_field", "pmu_type"]
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from types import MappingProxyType
 
 from ._files import read_text, under
-from .errors import FeatureMissing, KernelFactError
-from .mounts import MOUNTS, read_mounts
+from .fact_errors import FeatureMissing, KernelFactError
+from .system.mounts import MOUNTS, read_mounts
 
 __all__ = [
     "TRACEFS_MOUNTPOINTS",

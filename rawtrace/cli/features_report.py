@@ -60,7 +60,13 @@ def collect() -> Report:
             "memlock": _fact(_memlock),
         },
         "bpf": [
-            {"kind": f.kind, "name": f.name, "description": f.description, **_probe(f.probe)}
+            {
+                "kind": f.kind,
+                "name": f.name,
+                "description": f.description,
+                "since": None if f.since is None else "{}.{}".format(*f.since),
+                **_probe(f.probe),
+            }
             for f in FEATURES
         ],
         "filters": filter_places(),

@@ -12,8 +12,13 @@ from typing import Callable
 from bpf_bytecode.programs.capture import ARG_SIZE, ARGV_MAX, PATH_SIZE, Capture, ExecStrings
 from bpf_bytecode.programs.syscall import tail_size
 from bpf_bytecode.programs.vfork import BLOCK, RELEASED, Cause, HeldWhen
+from kernel_compat import syscall_table
 from rawtrace.errors import RawtraceError
 from rawtrace.events.event import ArgValue, kernel_string
+
+# Tracee's id of a syscall event is the syscall's x86_64 number, whatever the machine; an event
+# fed only by a tracepoint keeps an id of its own.
+_TRACEE_IDS = syscall_table("x86_64")
 
 
 @dataclass(frozen=True)
@@ -211,7 +216,7 @@ def _exit_group_status(ret: int, tail: bytes) -> tuple[ArgValue, ...]:
 
 VFORK = EventSpec(
     name="vfork",
-    event_id=58,
+    event_id=_TRACEE_IDS.number("vfork"),
     args=(*_CHILD_PID, *_HOLD_ARGS),
     feed=SyscallFeed("vfork", skip_child_return=True),
     decode_args=_vfork,
@@ -223,7 +228,7 @@ VFORK = EventSpec(
 )
 FORK = EventSpec(
     name="fork",
-    event_id=57,
+    event_id=_TRACEE_IDS.number("fork"),
     args=(),
     feed=SyscallFeed("fork", skip_child_return=True),
     decode_args=_no_args,
@@ -231,7 +236,7 @@ FORK = EventSpec(
 )
 CLONE = EventSpec(
     name="clone",
-    event_id=56,
+    event_id=_TRACEE_IDS.number("clone"),
     args=(*_CLONE_ARGS, _VFORK_FLAG, *_HOLD_ARGS),
     feed=SyscallFeed("clone", skip_child_return=True),
     decode_args=_clone(_CLONE_ARGS),
@@ -242,7 +247,7 @@ CLONE = EventSpec(
 )
 CLONE3 = EventSpec(
     name="clone3",
-    event_id=435,
+    event_id=_TRACEE_IDS.number("clone3"),
     args=(*_CLONE3_ARGS, _VFORK_FLAG, *_HOLD_ARGS),
     feed=SyscallFeed("clone3", skip_child_return=True),
     decode_args=_clone(_CLONE3_ARGS),
@@ -253,7 +258,7 @@ CLONE3 = EventSpec(
 )
 EXECVE = EventSpec(
     name="execve",
-    event_id=59,
+    event_id=_TRACEE_IDS.number("execve"),
     args=(*_EXECVE_ARGS, _TRUNCATED),
     feed=SyscallFeed("execve"),
     decode_args=_exec(_EXECVE, _EXECVE_ARGS),
@@ -263,7 +268,7 @@ EXECVE = EventSpec(
 )
 EXECVEAT = EventSpec(
     name="execveat",
-    event_id=322,
+    event_id=_TRACEE_IDS.number("execveat"),
     args=(*_EXECVEAT_ARGS, _TRUNCATED),
     feed=SyscallFeed("execveat"),
     decode_args=_exec(_EXECVEAT, _EXECVEAT_ARGS),
@@ -278,7 +283,7 @@ EXECVEAT = EventSpec(
 # event instead, so deaths by signal go unseen (and the signal is unknown: -1).
 EXIT = EventSpec(
     name="exit",
-    event_id=60,
+    event_id=_TRACEE_IDS.number("exit"),
     args=_EXIT_ARGS,
     feed=SyscallFeed("exit_group", at_entry=True),
     decode_args=_exit_group_status,

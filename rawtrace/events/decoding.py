@@ -8,8 +8,8 @@ decode_args. A batch of several sizes (events with tails of different lengths) i
 run per size, each decoded the same way.
 
 An event's container id comes from its cgroup id: the cgroup's path names the container
-(kernel_compat.cgroups), found by a walk of the cgroup v2 hierarchy when an id is new to the
-decoder (a container started during the trace), at most once per batch.
+(kernel_compat.system.cgroups), found by a walk of the cgroup v2 hierarchy when an id is new to
+the decoder (a container started during the trace), at most once per batch.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from bpf_bytecode.programs.record import SYSCALL_RECORD
 from kernel_compat import FeatureMissing, KernelFactError
-from kernel_compat.cgroups import container_ids
+from kernel_compat.system.cgroups import container_ids
 from rawtrace.events.catalogue import BY_ID, EventSpec
 from rawtrace.events.event import Arg, ArgValue, Event, kernel_string
 from rawtrace.transports.batch import Batch

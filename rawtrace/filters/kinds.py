@@ -16,7 +16,7 @@ from typing import Any, Callable, Union
 
 from bpf_bytecode.programs.filters import Filters
 from kernel_compat import FeatureMissing
-from kernel_compat.cgroups import cgroup2_mountpoint, cgroup_id, container_cgroups
+from kernel_compat.system.cgroups import cgroup2_mountpoint, cgroup_id, container_cgroups
 from rawtrace.errors import RawtraceError
 from rawtrace.events.event import Event, kernel_string
 from rawtrace.kernel.feature_probes import (

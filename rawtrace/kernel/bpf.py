@@ -39,6 +39,7 @@ class MapType(IntEnum):
 
 
 class ProgType(IntEnum):
+    SOCKET_FILTER = 1
     KPROBE = 2
     TRACEPOINT = 5
     RAW_TRACEPOINT = 17

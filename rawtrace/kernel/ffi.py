@@ -10,25 +10,17 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 from typing import Any
 
-# Syscall numbers per architecture (arch/*/entry/syscalls, include/uapi/asm-generic/unistd.h).
-_SYSCALL_NUMBERS = {
-    "x86_64": {"bpf": 321, "perf_event_open": 298},
-    "aarch64": {"bpf": 280, "perf_event_open": 241},
-    "riscv64": {"bpf": 280, "perf_event_open": 241},
-    "s390x": {"bpf": 351, "perf_event_open": 331},
-    "ppc64le": {"bpf": 361, "perf_event_open": 319},
-}
+from kernel_compat import FeatureMissing, syscall_number
 
 
 def _syscall_number(name: str) -> int:
-    machine = platform.machine()
+    # From the one syscall table per architecture (kernel_compat/arch/syscall_tables.py).
     try:
-        return _SYSCALL_NUMBERS[machine][name]
-    except KeyError:
-        raise OSError(f"rawtrace does not know the {name} syscall number on {machine}") from None
+        return syscall_number(name)
+    except FeatureMissing as exc:
+        raise OSError(f"rawtrace cannot call {name}: {exc}") from None
 
 
 _NR_BPF = _syscall_number("bpf")

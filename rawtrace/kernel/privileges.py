@@ -9,19 +9,24 @@ security/lockdown):
   above 0 it refuses events on every CPU, above -1 tracepoint data.
 - lockdown "confidentiality": kprobes, tracefs and BPF reads of kernel memory, for everyone,
   root included; it can be raised while running but never lowered.
-- RLIMIT_MEMLOCK, before 5.11 (commit 97306be45fbe): BPF maps and programs are charged to it.
+- RLIMIT_MEMLOCK, before 5.11 (commit 97306be45fbe): BPF maps and programs are charged to it;
+  since, to the memory cgroup (bpf_memory_charged_to_memcg() probes which).
 """
 
 from __future__ import annotations
 
 import contextlib
 import enum
+import errno
+import functools
 import os
 import resource
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
+from bpf_bytecode import Helper, Reg, assemble
+from bpf_bytecode.asm import call, exit_, mov64_imm
 from kernel_compat import (
     Capability,
     KernelFactError,
@@ -34,6 +39,8 @@ from kernel_compat import (
     unprivileged_bpf_disabled,
 )
 from rawtrace.errors import PermissionMissing
+from rawtrace.kernel import bpf
+from rawtrace.kernel.bpf import ProgType
 
 # Since 5.8 CAP_BPF plus CAP_PERFMON suffice; CAP_SYS_ADMIN alone still covers both everywhere.
 _NEEDED = (Capability.BPF, Capability.PERFMON)
@@ -164,11 +171,30 @@ def _known(read: Callable[[], T]) -> T | None:
         return None
 
 
+@functools.cache
+def bpf_memory_charged_to_memcg() -> bool:
+    """Whether the kernel charges BPF memory to the memory cgroup instead of RLIMIT_MEMLOCK
+    (5.11, commit 97306be45fbe). No call tells; like libbpf's probe_memcg_account(), this loads
+    a socket filter calling bpf_ktime_get_coarse_ns(), which came in the same release (commit
+    d05512618056). The verifier's refusal of the helper answers False; any other failure
+    (EPERM: no privilege, or a limit already spent) raises and is not cached."""
+    code = assemble((call(Helper.KTIME_GET_COARSE_NS), mov64_imm(Reg.R0, 0), exit_()))
+    try:
+        fd = bpf.prog_load(ProgType.SOCKET_FILTER, code, "memcg_probe")
+    except OSError as exc:
+        if exc.errno in (errno.EINVAL, errno.E2BIG):
+            return False
+        raise
+    os.close(fd)
+    return True
+
+
 def lift_memlock_limit() -> None:
-    # Before 5.11 (commit 97306be45fbe) BPF memory is charged to RLIMIT_MEMLOCK, whose default
-    # of 64 KiB to 8 MiB is too small for the rings and maps.
-    if kernel_release().at_least(5, 11):
-        return
+    # Where BPF memory is charged to RLIMIT_MEMLOCK (before 5.11), its default of 64 KiB to
+    # 8 MiB is too small for the rings and maps.
+    with contextlib.suppress(OSError):  # undecided: the limit may be what refused the probe
+        if bpf_memory_charged_to_memcg():
+            return
     # Where this fails, map creation fails with a message that names the limit.
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_MEMLOCK, (resource.RLIM_INFINITY,) * 2)

@@ -1,4 +1,4 @@
-"""Architecture tables: syscall numbers and struct pt_regs offsets."""
+"""Architecture tables: one syscall table per architecture, and struct pt_regs offsets."""
 
 from __future__ import annotations
 
@@ -7,7 +7,14 @@ import platform
 import pytest
 
 from kernel_compat import FeatureMissing, load_vmlinux_btf
-from kernel_compat.arch import PtRegs, pt_regs_layout, syscall_number
+from kernel_compat.arch import (
+    TABLES,
+    PtRegs,
+    exits_seen_as,
+    pt_regs_layout,
+    syscall_number,
+    syscall_table,
+)
 
 
 def test_vfork_number() -> None:
@@ -17,6 +24,37 @@ def test_vfork_number() -> None:
 def test_arm64_has_no_vfork() -> None:
     with pytest.raises(FeatureMissing, match="aarch64 has no vfork syscall"):
         syscall_number("vfork", "aarch64")
+
+
+def test_arm64_vfork_is_compat_only() -> None:
+    table = syscall_table("aarch64")
+    assert table.compat_only_symbols == {"__arm64_sys_fork", "__arm64_sys_vfork"}
+    with pytest.raises(FeatureMissing, match="serves only 32-bit compat tasks"):
+        table.number("fork")
+    assert syscall_table("arm64") is table
+
+
+def test_every_table_holds_the_numbers_rawtrace_calls() -> None:
+    for machine, table in TABLES.items():
+        assert table.machine == machine
+        assert {"bpf", "perf_event_open"} <= set(table.numbers), machine
+
+
+def test_traced_syscalls_on_the_tested_architectures() -> None:
+    traced = {"clone", "clone3", "execve", "execveat", "exit", "exit_group", "fork", "vfork"}
+    for machine in ("x86_64", "aarch64", "riscv64"):
+        table = TABLES[machine]
+        assert traced == set(table.numbers) - {"bpf", "perf_event_open"} | table.absent, machine
+    assert syscall_number("bpf", "x86_64") == 321
+    assert syscall_number("perf_event_open", "x86_64") == 298
+    assert syscall_number("bpf", "aarch64") == syscall_number("bpf", "riscv64") == 280
+    assert syscall_number("perf_event_open", "aarch64") == 241
+
+
+def test_exits_seen_as() -> None:
+    assert exits_seen_as("execveat", "x86_64") == ("execve",)
+    assert exits_seen_as("execveat", "aarch64") == ()
+    assert exits_seen_as("vfork", "x86_64") == ()
 
 
 def test_unknown_arch() -> None:

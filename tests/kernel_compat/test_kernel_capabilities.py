@@ -11,7 +11,7 @@ from kernel_compat import (
     capability_name,
     effective_capabilities,
 )
-from kernel_compat.capabilities import _parse_cap_eff
+from kernel_compat.system.capabilities import _parse_cap_eff
 
 if TYPE_CHECKING:
     from conftest import FakeRoot

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from kernel_compat import FeatureMissing
-from kernel_compat.cgroups import (
+from kernel_compat.system.cgroups import (
     cgroup2_mountpoint,
     cgroup_id,
     container_cgroups,

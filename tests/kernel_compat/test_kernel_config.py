@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from kernel_compat import FeatureMissing, KernelFactError, kernel_config, possible_cpus
-from kernel_compat.config import _parse_config
+from kernel_compat.system.config import _parse_config
 
 if TYPE_CHECKING:
     from conftest import FakeRoot

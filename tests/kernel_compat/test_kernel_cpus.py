@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from kernel_compat import FeatureMissing, KernelFactError, online_cpus, possible_cpus
-from kernel_compat.cpus import _parse_cpu_list
+from kernel_compat.system.cpus import _parse_cpu_list
 
 if TYPE_CHECKING:
     from conftest import FakeRoot

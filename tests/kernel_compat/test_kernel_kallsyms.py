@@ -67,14 +67,44 @@ def test_first_text_symbol_keeps_preference_order() -> None:
     ("machine", "expected"),
     [
         ("x86_64", ("__x64_sys_vfork", "sys_vfork", "__se_sys_vfork")),
-        ("aarch64", ("__arm64_sys_vfork", "sys_vfork", "__se_sys_vfork")),
+        # arm64 and riscv have no vfork: __arm64_sys_vfork is there for AArch32 tasks only
+        ("aarch64", ()),
+        ("arm64", ()),
+        ("riscv64", ()),
         ("s390x", ("__s390x_sys_vfork", "sys_vfork", "__se_sys_vfork")),
-        ("riscv64", ("__riscv_sys_vfork", "sys_vfork", "__se_sys_vfork")),
         ("mips", ("sys_vfork", "__se_sys_vfork")),
     ],
 )
 def test_candidates(machine: str, expected: tuple[str, ...]) -> None:
     assert syscall_symbol_candidates("vfork", machine) == expected
+
+
+@pytest.mark.parametrize(
+    ("machine", "expected"),
+    [
+        ("x86_64", ("__x64_sys_clone", "sys_clone", "__se_sys_clone")),
+        ("aarch64", ("__arm64_sys_clone", "sys_clone", "__se_sys_clone")),
+        ("riscv64", ("__riscv_sys_clone", "sys_clone", "__se_sys_clone")),
+    ],
+)
+def test_candidates_derive_from_the_tables_prefix(machine: str, expected: tuple[str, ...]) -> None:
+    assert syscall_symbol_candidates("clone", machine) == expected
+
+
+def test_compat_only_symbol_is_never_chosen(fake_root: FakeRoot) -> None:
+    # An arm64 kernel with CONFIG_COMPAT has __arm64_sys_vfork, for 32-bit tasks only.
+    fake_root.write(
+        "/proc/kallsyms",
+        "ffff800080012340 T __arm64_sys_vfork\nffff800080012350 T __arm64_sys_clone\n",
+    )
+    assert syscall_symbol("clone", fake_root.path, machine="aarch64") == "__arm64_sys_clone"
+    with pytest.raises(FeatureMissing) as info:
+        syscall_symbol("vfork", fake_root.path, machine="aarch64")
+    assert str(info.value) == (
+        "aarch64 has no vfork syscall (__arm64_sys_vfork serves only 32-bit compat tasks)"
+    )
+    with pytest.raises(FeatureMissing, match=r"riscv64 has no fork syscall$"):
+        syscall_symbol("fork", fake_root.path, machine="riscv64")
 
 
 def test_candidates_default_machine() -> None:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from kernel_compat import FeatureMissing, KernelFactError, KernelRelease, kernel_release
-from kernel_compat.release import _parse_release
+from kernel_compat.system.release import _parse_release
 
 if TYPE_CHECKING:
     from conftest import FakeRoot

@@ -12,7 +12,7 @@ from kernel_compat import (
     perf_event_paranoid,
     unprivileged_bpf_disabled,
 )
-from kernel_compat.sysctl import _parse_lockdown
+from kernel_compat.system.sysctl import _parse_lockdown
 
 if TYPE_CHECKING:
     from conftest import FakeRoot

@@ -15,7 +15,7 @@ from kernel_compat import (
     read_tracepoint_format,
     tracepoint_id,
 )
-from kernel_compat.mounts import _parse_mounts
+from kernel_compat.system.mounts import _parse_mounts
 from kernel_compat.tracefs import _parse_format, _tracefs_candidates
 
 if TYPE_CHECKING:

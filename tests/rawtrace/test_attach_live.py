@@ -1,8 +1,8 @@
 """Every attach family in the running kernel: exact pids, identical events, probe bookkeeping.
 
-A family whose pre-check finds the kernel without what it needs (a build option, the kprobe PMU,
-BTF) is skipped with that reason; the QEMU kernel matrix (tests/vm) runs the rest. A family that
-passes its pre-check must work.
+A family is skipped only where the kernel is older than the family's first release or was built
+without an option it needs, read independently of rawtrace (kernel_features.require_feature); the
+QEMU kernel matrix (tests/vm) runs the rest. Where the kernel should have a family, it must work.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from contextlib import ExitStack
 from typing import Any
 
 import pytest
+from kernel_features import expect_feature, require_feature
 from workload import spawn_true
 
 import rawtrace
@@ -35,21 +36,24 @@ _PER_PROBE_KEYS = ("timestamp", "callStartTime", "processorId")
 
 
 def _require(family: str) -> None:
-    try:
-        ladder.rungs(family)[0].make(ensure_tracefs())
-    except KernelFeatureMissing as exc:
-        pytest.skip(f"{family}: {exc.cause}")
+    require_feature(f"attach:{family}")
 
 
 def _available() -> list[str]:
-    families = []
-    for family in FAMILIES:
-        try:
-            ladder.rungs(family)[0].make(ensure_tracefs())
-        except KernelFeatureMissing:
-            continue
-        families.append(family)
-    return families
+    """The families this kernel should have (rawtrace's own pre-checks are not asked)."""
+    return [family for family in FAMILIES if expect_feature(f"attach:{family}")]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_family_precheck_agrees_with_the_kernel_facts(family: str) -> None:
+    """rawtrace's own pre-check refuses a family exactly where the kernel should lack it."""
+    expected = expect_feature(f"attach:{family}")
+    try:
+        ladder.rungs(family)[0].make(ensure_tracefs())
+    except KernelFeatureMissing as exc:
+        assert not expected, f"{family} should work here, but: {exc.cause}"
+    else:
+        assert expected, f"{family} passed its pre-check on a kernel that should lack it"
 
 
 def _collect(tracer: rawtrace.Tracer, wanted: int, timeout: float = 10.0) -> list[Event]:

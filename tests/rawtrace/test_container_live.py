@@ -11,7 +11,7 @@ import pytest
 
 import rawtrace
 from kernel_compat import FeatureMissing
-from kernel_compat.cgroups import cgroup2_mountpoint
+from kernel_compat.system.cgroups import cgroup2_mountpoint
 from rawtrace import Event
 
 pytestmark = pytest.mark.live

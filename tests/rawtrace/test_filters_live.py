@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 import rawtrace
-from kernel_compat.cgroups import cgroup2_mountpoint
+from kernel_compat.system.cgroups import cgroup2_mountpoint
 from rawtrace import Event
 
 pytestmark = pytest.mark.live

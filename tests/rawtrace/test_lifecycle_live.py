@@ -10,12 +10,12 @@ import threading
 import time
 
 import pytest
+from kernel_features import require_feature
 
 import rawtrace
 from bpf_bytecode.programs.capture import ARG_SIZE, ARGV_MAX
-from rawtrace import Event, KernelFeatureMissing
+from rawtrace import Event
 from rawtrace.attach import ladder
-from rawtrace.kernel.tracefs_mount import ensure_tracefs
 
 pytestmark = pytest.mark.live
 
@@ -24,10 +24,7 @@ AT_EMPTY_PATH = 0x1000
 
 
 def _require(family: str) -> None:
-    try:
-        ladder.rungs(family)[0].make(ensure_tracefs())
-    except KernelFeatureMissing as exc:
-        pytest.skip(f"{family}: {exc.cause}")
+    require_feature(f"attach:{family}")
 
 
 def _fork_and(child: object) -> int:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from kernel_compat import kernel_release
+from rawtrace.kernel.privileges import bpf_memory_charged_to_memcg
 
 pytestmark = pytest.mark.live
 
@@ -101,7 +101,7 @@ except PermissionMissing as exc:
 
 
 def test_a_memlock_limit_rawtrace_cannot_raise_is_named_before_5_11() -> None:
-    if kernel_release().at_least(5, 11):
+    if bpf_memory_charged_to_memcg():
         pytest.skip("BPF memory is charged to RLIMIT_MEMLOCK only before 5.11: the 5.10 VM")
     setpriv = shutil.which("setpriv")
     if setpriv is None:

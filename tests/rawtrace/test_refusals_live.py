@@ -7,10 +7,11 @@ import subprocess
 import sys
 
 import pytest
+from kernel_features import require_feature
 
 from bpf_bytecode import Reg
 from bpf_bytecode.asm import exit_, mov64_reg
-from kernel_compat import FeatureMissing, kernel_config, pmu_format_bit, pmu_type
+from kernel_compat import pmu_format_bit, pmu_type
 from rawtrace import KernelFeatureMissing, VerifierError, trace
 from rawtrace.events import catalogue
 from rawtrace.events.catalogue import EventSpec, SyscallFeed
@@ -62,18 +63,8 @@ def test_verifier_rejection_carries_the_log() -> None:
 
 def test_kprobe_pmu_is_found_by_name() -> None:
     """Issue 4 attaches through this PMU; here only its discovery is checked."""
-    try:
-        config_known = True
-        if not kernel_config().enabled("KPROBES"):
-            pytest.skip("this kernel was built without CONFIG_KPROBES; runs in the QEMU matrix")
-    except FeatureMissing:
-        config_known = False  # no config to read (the Debian kernels of tests/vm)
-    try:
-        pmu = pmu_type("kprobe")
-    except FeatureMissing:
-        if not config_known:
-            pytest.skip("no kprobe PMU, and no kernel config to say whether there should be")
-        pytest.fail("CONFIG_KPROBES is set but /sys/bus/event_source/devices/kprobe is missing")
+    require_feature("attach:kprobe")  # fails where the kernel should have the PMU and does not
+    pmu = pmu_type("kprobe")
     assert pmu > 5  # dynamic PMU types come after the fixed ones (0-5)
     assert pmu_format_bit("kprobe", "retprobe") == 0
 

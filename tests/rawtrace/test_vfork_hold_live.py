@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+from kernel_features import require_feature
 
 import rawtrace
-from rawtrace import Event, KernelFeatureMissing, cli
+from rawtrace import Event, cli
 from rawtrace.attach import ladder
-from rawtrace.kernel.tracefs_mount import ensure_tracefs
 
 pytestmark = pytest.mark.live
 
@@ -73,10 +73,7 @@ def test_a_child_that_sleeps_before_exec_holds_its_parent_that_long(vfork_child:
 
 @pytest.mark.parametrize("family", [rung.name for rung in ladder.LADDER])
 def test_a_child_that_exits_releases_with_its_code(vfork_child: Path, family: str) -> None:
-    try:
-        ladder.rungs(family)[0].make(ensure_tracefs())
-    except KernelFeatureMissing as exc:
-        pytest.skip(f"{family}: {exc.cause}")
+    require_feature(f"attach:{family}")
     with rawtrace.trace("vfork", comm=WORKLOAD, attach=family) as tracer:
         workload = _start(vfork_child, "0", "exit", "7")
         child = _finish(workload)

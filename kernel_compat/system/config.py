@@ -10,8 +10,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from ._files import read_text, under
-from .errors import KernelFactError
+from .._files import read_text, under
+from ..fact_errors import KernelFactError
 from .release import kernel_release
 
 __all__ = ["KernelConfig", "kernel_config"]

@@ -6,8 +6,8 @@ import os
 import re
 from dataclasses import dataclass
 
-from ._files import read_text, under
-from .errors import KernelFactError
+from .._files import read_text, under
+from ..fact_errors import KernelFactError
 
 __all__ = ["KernelRelease", "boot_id", "kernel_release"]
 

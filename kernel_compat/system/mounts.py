@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 
-from ._files import read_text, under
+from .._files import read_text, under
 
 MOUNTS = "/proc/self/mounts"
 _OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")

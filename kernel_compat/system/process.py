@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from ._files import read_text, under
-from .errors import KernelFactError
+from .._files import read_text, under
+from ..fact_errors import KernelFactError
 
 __all__ = ["memlock_limit", "resident_kib"]
 

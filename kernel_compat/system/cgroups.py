@@ -10,8 +10,8 @@ import os
 import re
 from pathlib import Path
 
-from ._files import under
-from .errors import FeatureMissing, KernelFactError
+from .._files import under
+from ..fact_errors import FeatureMissing, KernelFactError
 from .mounts import read_mounts
 
 # A container runtime names a container's cgroup after its 64-hex-digit id: docker-<id>.scope

@@ -5,8 +5,8 @@ from __future__ import annotations
 import enum
 import os
 
-from ._files import read_text, under
-from .errors import KernelFactError
+from .._files import read_text, under
+from ..fact_errors import KernelFactError
 
 __all__ = ["Capability", "capability_name", "effective_capabilities"]
 

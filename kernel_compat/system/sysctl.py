@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from ._files import parse_int, read_text, under
-from .errors import FeatureMissing, KernelFactError
+from .._files import parse_int, read_text, under
+from ..fact_errors import FeatureMissing, KernelFactError
 
 __all__ = ["lockdown", "perf_event_paranoid", "unprivileged_bpf_disabled"]
 
