@@ -155,7 +155,7 @@ def test_zip_import_skips_the_compiled_module(cffi_venv: Path, wheel: Path) -> N
     env = {**os.environ, "PYTHONPATH": str(wheel)}
     code = "import rawtrace.transports.drain as d; print(d.__file__); print(d.COMPILED_MISSING)"
     where, missing = run(cffi_venv, "-c", code, env=env).stdout.splitlines()
-    assert where == f"{wheel}/rawtrace/drain.py"
+    assert where == f"{wheel}/rawtrace/transports/drain.py"
     assert missing == "rawtrace runs from a zip, where a compiled module cannot load"
     version = run(cffi_venv, "-m", "rawtrace", "--version", env=env).stdout
     assert version == f"rawtrace {VERSION} (drain: python, ffi: cffi)\n"
@@ -166,7 +166,7 @@ def test_sdist_builds_without_a_compiler(dist: Path, tmp_path: Path) -> None:
     python = venv(tmp_path / "venv", sdist, env={**os.environ, "CC": "/nonexistent"})
     version = run(python.parent / "rawtrace", "--version").stdout
     assert version == f"rawtrace {VERSION} (drain: python, ffi: cffi)\n"
-    code = "from rawtrace import drain; print(drain.COMPILED_MISSING)"
+    code = "from rawtrace.transports import drain; print(drain.COMPILED_MISSING)"
     assert run(python, "-c", code).stdout == (
         "the compiled drain was not built (no C compiler at install)\n"
     )
