@@ -72,6 +72,11 @@ class Tracer:
         on_lost: Callable[[int, int], object] | None = None,
         **options: Any,
     ) -> None:
+        if isinstance(plan, TracePlan) and options:
+            raise RawtraceError(
+                f"options given beside a TracePlan: {', '.join(options)}",
+                "set them in TracePlan.build, or pass event names instead of a plan",
+            )
         self.plan = plan if isinstance(plan, TracePlan) else TracePlan.build(plan, **options)
         self.on_event = on_event
         self.on_batch = on_batch
