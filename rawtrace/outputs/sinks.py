@@ -16,10 +16,12 @@ from rawtrace.events.event import Event
 from rawtrace.outputs.destinations import Destination, parse_output
 from rawtrace.outputs.export_queue import Connection, Exporter, ExportStats
 from rawtrace.outputs.forward import ForwardConnection
+from rawtrace.outputs.otlp_logs import OtlpConnection
 from rawtrace.outputs.syslog_tcp import SyslogConnection
 
 _CONNECTIONS: dict[str, Callable[[Destination], Connection]] = {
     "forward": ForwardConnection,
+    "otlp": OtlpConnection,
     "syslog": SyslogConnection,
 }
 

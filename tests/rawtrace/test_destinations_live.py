@@ -152,3 +152,16 @@ def test_forward_receiver_killed_for_5_s_counts_add_up(tmp_path: Path) -> None:
     duplicates = sum(received.values()) - len(received)
     assert duplicates <= counts["retried"]
     assert len(first.records()) > 0 and len(second.records()) > 0
+
+
+def test_otlp_delivers_what_json_writes(tmp_path: Path) -> None:
+    from otlp_receiver import OtlpReceiver
+
+    with OtlpReceiver() as receiver:
+        destination = f"otlp:http://127.0.0.1:{receiver.port}/v1/logs"
+        lines, exports = _trace(tmp_path, destination)
+    assert [record.body.string_value for record in receiver.records()] == lines
+    n = len(lines)
+    assert exports[destination] == dict(
+        offered=n, sent=n, acknowledged=n, dropped=0, unsent=0, retried=0
+    )
