@@ -22,6 +22,7 @@ from rawtrace.events.catalogue import EventSpec
 from rawtrace.events.decoding import Decoder
 from rawtrace.events.event import Event
 from rawtrace.events.stalls import StallAlarm
+from rawtrace.outputs.sinks import ExportStats, Sink, Sinks
 from rawtrace.plan import TracePlan
 from rawtrace.session import Session
 from rawtrace.transports.opening import RingReader
@@ -38,6 +39,7 @@ class TraceStats:
     # Probe hits that never ran the programs (a kretprobe out of instances); None where the
     # kernel does not tell (kprobe PMU before 6.7).
     missed: int | None = 0
+    exports: tuple[ExportStats, ...] = ()  # per sink (network destination); final after run()
 
     @property
     def lost(self) -> int:
@@ -49,14 +51,14 @@ class Tracer:
     Iterate it (`for`, `async for`), call read(timeout), or run() with on_event (each event) or
     on_batch (each read's events) and on_lost callbacks; fileno() nests it in an event loop.
 
-    `plan` is a TracePlan, or event names with the options of TracePlan.build: the filters
-    `pid`, `tid`, `uid`, `comm`, `cgroup` (a path or an id) and `container` (an id prefix),
-    each one value or several (any matches), kinds combined (all must match), compiled into
-    the programs; `follow` (a process and every descendant it creates after the start);
-    `filters_in="user"` (filter the decoded events instead, as "auto" does for a kind whose
-    helper the kernel lacks; rawtrace.filters.placing); `attach` (a forced attach family,
-    rawtrace.attach.ladder); `transport` (perf rings or the BPF ring buffer,
-    rawtrace.transports.opening); `pages` (each ring's size); `stall_ms`.
+    `plan` is a TracePlan, or event names with the options of TracePlan.build: the filters `pid`,
+    `tid`, `uid`, `comm`, `cgroup` (a path or an id) and `container` (an id prefix), each one value
+    or several (any matches), kinds combined (all must match), compiled into the programs; `follow`
+    (a process and every descendant it creates after the start); `filters_in="user"` (filter the
+    decoded events instead, as "auto" does for a kind whose helper the kernel lacks;
+    rawtrace.filters.placing); `attach` (a forced attach family, rawtrace.attach.ladder);
+    `transport` (perf rings or the BPF ring buffer, rawtrace.transports.opening); `pages` (each
+    ring's size); `stall_ms`; `sinks` (rawtrace.outputs.sinks: each gets every event read).
 
     >>> with trace("vfork") as tracer:           # doctest: +SKIP
     ...     for event in tracer:
@@ -70,6 +72,7 @@ class Tracer:
         on_event: Callable[[Event], object] | None = None,
         on_batch: Callable[[list[Event]], object] | None = None,
         on_lost: Callable[[int, int], object] | None = None,
+        sinks: Sequence[Sink] = (),
         **options: Any,
     ) -> None:
         if isinstance(plan, TracePlan) and options:
@@ -93,6 +96,7 @@ class Tracer:
         self._lock = threading.Lock()
         self._waiter: Waiter | None = None
         self._lost_reported: dict[int, int] = {}
+        self.sinks = Sinks(sinks)
 
     @property
     def specs(self) -> tuple[EventSpec, ...]:
@@ -145,6 +149,7 @@ class Tracer:
         """Detach and release everything. Idempotent, and safe from another thread, where it
         ends a blocked read() or iteration."""
         self.stop()
+        self.sinks.close()
         with self._lock:
             self._closed = True
             self._reader = None
@@ -210,7 +215,7 @@ class Tracer:
         # Each CPU has its own ring: merge them into the order the events happened.
         events.sort(key=_timestamp)
         user_filter = self._session.user_filter
-        return user_filter(events) if user_filter.kinds else events
+        return self.sinks.send(user_filter(events) if user_filter.kinds else events)
 
     def __iter__(self) -> Iterator[Event]:
         """Events as they come, until stop() or close(); after stop(), what the rings still
@@ -265,6 +270,7 @@ class Tracer:
         while events := self.read(0):  # what the rings still hold
             self._dispatch(events)
         self._dispatch([])  # the last losses
+        self.sinks.close()
 
     def _dispatch(self, events: list[Event]) -> None:
         if self.on_batch is not None:
@@ -287,6 +293,7 @@ class Tracer:
             reader.lost_per_cpu(),
             self._decoder.undecodable,
             self._session.missed(),
+            self.sinks.stats(),
         )
 
     def _require_reader(self) -> RingReader:

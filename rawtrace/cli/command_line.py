@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -28,8 +29,10 @@ from rawtrace.events.catalogue import CATALOGUE, lookup
 from rawtrace.events.event import Event
 from rawtrace.events.stalls import STALL_ARGS, STALL_DESCRIPTION, STALL_EVENT_ID, STALL_EVENT_NAME
 from rawtrace.filters.kinds import KINDS
+from rawtrace.outputs.destinations import Destination, parse_output
 from rawtrace.outputs.formats import JsonWriter, TableWriter
 from rawtrace.outputs.process_tree import ProcessTree, with_summary_events
+from rawtrace.outputs.sinks import ExportStats, sink
 from rawtrace.plan import TracePlan
 from rawtrace.tracer import Tracer
 from rawtrace.transports.opening import AUTO, TRANSPORTS, pages_within
@@ -64,7 +67,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     trace.add_argument("--list", action="store_true", help="list the events and their args")
     trace.add_argument("--json", action="store_true", help="NDJSON in Tracee's event shape")
-    trace.add_argument("-o", "--output", metavar="FILE", help="write events to FILE")
+    trace.add_argument(
+        "-o",
+        "--output",
+        type=_output,
+        action="append",
+        default=[],
+        metavar="FILE|DEST",
+        help="write events to FILE (in --json's format), or send them to a collector: "
+        "forward:tcp://HOST:PORT[?tag=T&requireAck=true], forward:unix:///PATH, "
+        "otlp:http://HOST:4318/v1/logs, syslog:tcp://HOST:PORT; repeat for several "
+        "(each gets every event; ./forward:x is a file)",
+    )
     trace.add_argument("--quiet", action="store_true", help="no summary on stderr at the end")
     trace.add_argument(
         "--summary",
@@ -151,6 +165,13 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(f"a size like 512K or 8M, not {text!r}") from None
 
 
+def _output(text: str) -> str | Destination:
+    try:
+        return parse_output(text)
+    except RawtraceError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
     if value <= 0:
@@ -195,6 +216,10 @@ def _run_trace(args: argparse.Namespace, out: TextIO) -> int:
     printed = [*shown, STALL_EVENT_NAME]  # --summary's own events are not printed
     tree = ProcessTree() if args.summary else None
     written = 0
+    files = [output for output in args.output if isinstance(output, str)]
+    only = printed if tree else None
+    sinks = [sink(d, only=only) for d in args.output if isinstance(d, Destination)]
+    _log_to_stderr()
     plan = TracePlan.build(
         with_summary_events(shown) if tree else shown,
         follow=args.follow,
@@ -216,13 +241,15 @@ def _run_trace(args: argparse.Namespace, out: TextIO) -> int:
 
         def write(events: list[Event]) -> None:
             nonlocal written
-            written += _write(events, writer, tree, printed)
-            out.flush()
+            written += _write(events, writers, tree, printed)
+            for stream in streams:
+                stream.flush()
 
-        tracer = stack.enter_context(Tracer(plan, on_batch=write))
-        if args.output:
-            out = stack.enter_context(open(args.output, "w", encoding="utf-8"))
-        writer = JsonWriter(out) if args.json else TableWriter(out)
+        tracer = stack.enter_context(Tracer(plan, on_batch=write, sinks=sinks))
+        streams: list[TextIO] = [stack.enter_context(open(f, "w", encoding="utf-8")) for f in files]
+        if not args.output:
+            streams = [out]
+        writers = [JsonWriter(s) if args.json else TableWriter(s) for s in streams]
         names = ",".join(spec.name for spec in tracer.specs)
         via = tracer.attach_choice.family if tracer.attach_choice else args.attach
         if not args.quiet:
@@ -245,12 +272,33 @@ def _run_trace(args: argparse.Namespace, out: TextIO) -> int:
         # The summary's events and filters applied in user space leave the rings unprinted.
         read = f"; {stats.delivered} read from the rings" if stats.delivered != written else ""
         print(f"rawtrace: {written} events, {lost}{read}", file=sys.stderr)
+        for export in stats.exports:
+            print(_export_line(export), file=sys.stderr)
     return status
+
+
+def _export_line(export: ExportStats) -> str:
+    """A destination's accounting: offered = sent + dropped + unsent."""
+    return (
+        f"rawtrace: {export.destination}: {export.offered} events: {export.sent} sent "
+        f"({export.acknowledged} acknowledged), {export.dropped} dropped, "
+        f"{export.unsent} unsent; {export.retried} retried (possible duplicates)"
+    )
+
+
+def _log_to_stderr() -> None:
+    """The library's warnings (reconnects, drops) on stderr, as the CLI's own messages."""
+    logger = logging.getLogger("rawtrace")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.WARNING)
 
 
 def _write(
     events: list[Event],
-    writer: JsonWriter | TableWriter,
+    writers: Sequence[JsonWriter | TableWriter],
     tree: ProcessTree | None,
     printed: Sequence[str],
 ) -> int:
@@ -259,8 +307,9 @@ def _write(
     if tree is not None:
         tree.add_all(events)
         events = [event for event in events if event.event_name in printed]
-    for event in events:
-        writer.write(event)
+    for writer in writers:
+        for event in events:
+            writer.write(event)
     return len(events)
 
 

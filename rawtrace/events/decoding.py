@@ -24,7 +24,7 @@ from bpf_bytecode.programs.record import SYSCALL_RECORD
 from kernel_compat import FeatureMissing, KernelFactError
 from kernel_compat.system.cgroups import container_ids
 from rawtrace.events.catalogue import BY_ID, EventSpec
-from rawtrace.events.event import Arg, ArgValue, Event, kernel_string
+from rawtrace.events.event import Arg, ArgValue, Event, host_name, kernel_string
 from rawtrace.transports.batch import Batch
 
 _NAMES_KEPT = 4096  # distinct comms remembered; a trace sees few, a hostile one may see many
@@ -88,6 +88,7 @@ class Decoder:
         containers = self._containers
         feeds = self._feeds
         task_context = self.task_context
+        host = host_name()
         events = []
         for (
             ts,
@@ -149,7 +150,7 @@ class Decoder:
                     host_ppid,  # host_parent_process_id
                     mnt_ns,  # mount_namespace
                     pid_ns,  # pid_namespace
-                    "",  # host_name
+                    host,  # host_name
                     container,  # container_id
                 )
             )

@@ -7,6 +7,8 @@ the cost, measured).
 
 from __future__ import annotations
 
+import functools
+import os
 from typing import Any, NamedTuple, Union
 
 ArgValue = Union[int, str, bytes, bool, tuple[str, ...], None]
@@ -15,6 +17,13 @@ ArgValue = Union[int, str, bytes, bool, tuple[str, ...], None]
 def kernel_string(raw: bytes) -> str:
     """A NUL-terminated kernel string; bytes that are not UTF-8 become \\xNN escapes."""
     return raw.split(b"\0", 1)[0].decode("utf-8", "backslashreplace")
+
+
+@functools.lru_cache(maxsize=1)
+def host_name() -> str:
+    """The host's name (its UTS nodename), the hostName of every event: read once, as a
+    renamed host keeps its old name in a running trace's events."""
+    return os.uname().nodename
 
 
 class Arg(NamedTuple):
@@ -27,7 +36,8 @@ class Event(NamedTuple):
     """One traced event. Times are wall-clock nanoseconds since the epoch.
 
     Fields that rawtrace does not know yet keep a neutral value (0 or ""): parent pids,
-    namespaces, hostName and containerId. README lists them.
+    namespaces and containerId. README lists them. hostName is the host's nodename (Tracee
+    takes the task's UTS namespace's, which differs inside containers).
     """
 
     timestamp: int

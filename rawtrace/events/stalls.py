@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from rawtrace.events.catalogue import BY_ID, ArgSpec
-from rawtrace.events.event import Arg, Event
+from rawtrace.events.event import Arg, Event, host_name
 from rawtrace.events.vfork_watch import VforkWatch
 
 # rawtrace's own event: Tracee has none like it. Its id sits above Tracee's ranges.
@@ -65,6 +65,7 @@ class StallAlarm:
                     call,
                     0,
                     args,
+                    host_name=host_name(),
                 )
             )
         return events
