@@ -18,6 +18,7 @@ from bpf_bytecode.programs.task import TaskLayout
 from rawtrace.attach import Link, SyscallFamily, detach_all, total_missed
 from rawtrace.attach.ladder import Choice, climb
 from rawtrace.events.event_programs import EventPrograms, event_maps, shared_start_times
+from rawtrace.events.stand_ins import feedings
 from rawtrace.events.tracepoint_fed import attach_tracepoint_fed, syscall_fed
 from rawtrace.events.vfork_watch import VforkWatch
 from rawtrace.filters.following import follow_tree
@@ -72,9 +73,12 @@ class Session:
             self.watch = VforkWatch(self.resources)
             self.links.callback(detach_all, self.watch.attach_tracepoints(tracefs))
         vfork_maps = self.watch.maps if self.watch is not None else None
+        # Which syscalls feed each event is known before any is attached: an event this
+        # architecture cannot trace is refused once, not by every rung of the ladder.
+        fed = [(spec, feedings(spec)) for spec in syscall_fed(plan.events, self.task)]
         maps = [
-            (spec, event_maps(spec, start_times, self.resources, vfork_maps))
-            for spec in syscall_fed(plan.events, self.task)
+            (spec, feeds, event_maps(spec, start_times, self.resources, vfork_maps))
+            for spec, feeds in fed
         ]
         # The rings exist before any program runs, so the first event already has a place.
         transport = open_transport(plan.transport, self.resources, plan.pages)
@@ -93,12 +97,13 @@ class Session:
                 )
                 links.callback(detach_all, watchers)
                 attached = []
-                for spec, event in maps:
-                    loader = EventPrograms(
-                        spec, event, transport.output, filters, self.task, programs
-                    )
-                    attached.append(family.attach_syscall(spec.feed.syscall, loader))
-                    links.callback(attached[-1].close)
+                for spec, feeds, event in maps:
+                    for feeding in feeds:
+                        loader = EventPrograms(
+                            spec, feeding, event, transport.output, filters, self.task, programs
+                        )
+                        attached.append(family.attach_syscall(feeding.syscall, loader))
+                        links.callback(attached[-1].close)
                 self.resources.enter_context(programs.pop_all())
                 links.pop_all()
                 self.links.callback(detach_all, watchers)

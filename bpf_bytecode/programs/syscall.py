@@ -29,10 +29,12 @@ from dataclasses import dataclass
 
 from bpf_bytecode.asm import (
     add64_imm,
+    and64_imm,
     call,
     exit_,
     jeq_imm,
     jne_imm,
+    jset_imm,
     label,
     ldxdw,
     ldxw,
@@ -84,6 +86,43 @@ _TASK_FIELDS = TaskFields(
     ns_pid=REC.at(record.NS_PID),
     ns_ppid=REC.at(record.NS_PPID),
 )
+
+
+CLONE_VM, CLONE_THREAD = 0x100, 0x10000
+
+
+@dataclass(frozen=True)
+class CloneFlags:
+    """Which clone (or clone3) calls an event counts, where the architecture has no syscall of
+    its own for it (arm64's vfork is clone(CLONE_VM | CLONE_VFORK)): those whose flags have
+    all of `required` and none of `forbidden`. clone3's flags are cl_args->flags, in user
+    memory (`in_struct`)."""
+
+    required: int = 0
+    forbidden: int = 0
+    in_struct: bool = False
+
+
+def _clone_flags_check(only: CloneFlags, args: SyscallArgs) -> list[Item]:
+    """At entry, context in r6: goto OUT unless the call's flags are what `only` counts.
+    Clobbers r0-r5."""
+    read = [*load_args(args, 1, ARGS), ldxdw(R1, R10, ARGS.at(0))]
+    if only.in_struct:
+        read = [
+            *load_args(args, 1, ARGS),
+            *stack_addr(R1, SLOT),
+            mov64_imm(R2, 8),
+            ldxdw(R3, R10, ARGS.at(0)),
+            call(Helper.PROBE_READ_USER),
+            jne_imm(R0, 0, OUT),
+            ldxdw(R1, R10, SLOT),
+        ]
+    required = [and64_imm(R1, only.required), jne_imm(R1, only.required, OUT)]
+    return [
+        *read,
+        *([jset_imm(R1, only.forbidden, OUT)] if only.forbidden else []),
+        *(required if only.required else []),
+    ]
 
 
 def tail_size(capture: Capture, holds: bool) -> int:
@@ -189,11 +228,18 @@ def syscall_enter(
     filters: Filters = NO_FILTERS,
     args: SyscallArgs | None = None,
     tail: Tail | None = None,
+    only: CloneFlags | None = None,
 ) -> list[Item]:
     """At entry: start_times[pid_tgid] = now, or with a tail: now and the tail, built from the
-    syscall's `args`; and a call that holds its parent notes the hold (vfork.py)."""
+    syscall's `args`; and a call that holds its parent notes the hold (vfork.py). With `only`,
+    nothing for a clone call with other flags: the exit, finding no entry, sends nothing."""
     note: list[Item]
     value: Reg | Slot
+    check: list[Item] = []
+    if only is not None:
+        if args is None:
+            raise ValueError("a clone flags check needs the syscall's args")
+        check = _clone_flags_check(only, args)
     if tail is None:
         note = [
             call(Helper.KTIME_GET_NS),
@@ -215,6 +261,7 @@ def syscall_enter(
         call(Helper.GET_CURRENT_PID_TGID),
         mov64_reg(R7, R0),
         *task_filters(filters, R7, KEY, OUT),
+        *check,
         stxdw(R10, KEY, R7),
         *note,
         *map_update(start_times_fd, KEY, value, BPF_ANY),
@@ -292,14 +339,20 @@ def syscall_entry_event(
     ]
 
 
-def _start_time(start_times_fd: int, tail: Tail | None) -> list[Item]:
+def _start_time(start_times_fd: int, tail: Tail | None, entry_required: bool) -> list[Item]:
     """r9 = the start time noted at entry, 0 if it was not seen; the entry's note is deleted.
 
     With a tail, the tail goes to the scratch record, and an exit whose entry was not seen
-    is dropped: it has no arguments to report.
+    is dropped: it has no arguments to report. So is one with `entry_required`, whose entry
+    chose not to count the call.
     """
     found: list[Item]
-    if tail is None:
+    if tail is None and entry_required:
+        found = [
+            jeq_imm(R0, 0, OUT),
+            ldxdw(R9, R0, 0),
+        ]
+    elif tail is None:
         found = [
             mov64_imm(R9, 0),
             jeq_imm(R0, 0, "unknown"),
@@ -381,9 +434,10 @@ def syscall_exit(
     filters: Filters = NO_FILTERS,
     task: TaskLayout | None = None,
     tail: Tail | None = None,
+    entry_required: bool = False,
 ) -> list[Item]:
     """At exit: send one record with the return value and the start time (and tail) noted at
-    entry.
+    entry; with `entry_required` (an entry that checks clone flags) only if it was noted.
 
     With `skip_child_return`, a return value of 0 is dropped: for fork-like calls it is the child's
     own return, and the parent's return already describes the call. `task` (from BTF) lets the
@@ -398,7 +452,7 @@ def syscall_exit(
         mov64_reg(R8, R0),
         *task_filters(filters, R8, KEY, OUT),
         stxdw(R10, KEY, R8),
-        *_start_time(start_times_fd, tail),
+        *_start_time(start_times_fd, tail, entry_required),
         # before send_record's comm filter: a hold is forgotten whether or not its event is sent
         *_hold_block(tail),
         *send_record(output, event_id, filters, task, tail),

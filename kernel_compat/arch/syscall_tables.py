@@ -38,6 +38,9 @@ class SyscallTable:
     task, so its symbol is never offered.
     `exits_seen_as`: a successful call whose exit the syscall tracepoints report under another
     syscall's number.
+    `done_by`: for a syscall of `absent`, the calls the C library makes instead (glibc's
+    vfork() and posix_spawn call clone or clone3 with CLONE_VM | CLONE_VFORK, its fork()
+    clone); which of their calls count is the event's to say.
     """
 
     machine: str
@@ -46,6 +49,7 @@ class SyscallTable:
     absent: frozenset[str] = frozenset()
     compat_only: frozenset[str] = frozenset()
     exits_seen_as: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    done_by: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def number(self, syscall: str) -> int:
         """The number of `syscall`; FeatureMissing where the architecture has none."""
@@ -101,6 +105,7 @@ _GENERIC_NUMBERS = {
     "clone3": 435,
 }
 _GENERIC_ABSENT = frozenset({"fork", "vfork"})
+_GENERIC_DONE_BY = MappingProxyType({"fork": ("clone",), "vfork": ("clone", "clone3")})
 
 TABLES: Mapping[str, SyscallTable] = MappingProxyType(
     {
@@ -134,12 +139,14 @@ TABLES: Mapping[str, SyscallTable] = MappingProxyType(
             # arch/arm64/include/asm/unistd.h wants sys_fork and sys_vfork under CONFIG_COMPAT,
             # for the AArch32 table (unistd32.h) alone.
             compat_only=_GENERIC_ABSENT,
+            done_by=_GENERIC_DONE_BY,
         ),
         "riscv64": SyscallTable(
             "riscv64",
             MappingProxyType(_GENERIC_NUMBERS),
             symbol_prefix="__riscv_sys_",
             absent=_GENERIC_ABSENT,
+            done_by=_GENERIC_DONE_BY,
         ),
         # Only the numbers rawtrace calls are known here; tracing on these is untested.
         "s390x": SyscallTable(

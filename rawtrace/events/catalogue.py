@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from bpf_bytecode.programs.capture import ARG_SIZE, ARGV_MAX, PATH_SIZE, Capture, ExecStrings
-from bpf_bytecode.programs.syscall import tail_size
-from bpf_bytecode.programs.vfork import BLOCK, RELEASED, Cause, HeldWhen
+from bpf_bytecode.programs.syscall import CLONE_THREAD, CLONE_VM, CloneFlags, tail_size
+from bpf_bytecode.programs.vfork import BLOCK, CLONE_VFORK, RELEASED, Cause, HeldWhen
 from kernel_compat import syscall_table
 from rawtrace.errors import RawtraceError
 from rawtrace.events.event import ArgValue, kernel_string
@@ -33,11 +33,14 @@ class SyscallFeed:
 
     `skip_child_return` drops returns of 0, which for fork-like calls are the child's own.
     `at_entry` sends the record at entry, for a call that never returns (exit_group).
+    `stand_in`: where the architecture has no such syscall, the clone calls that do its work
+    (kernel_compat's `done_by`, rawtrace/events/stand_ins.py).
     """
 
     syscall: str
     skip_child_return: bool = False
     at_entry: bool = False
+    stand_in: CloneFlags | None = None
 
 
 @dataclass(frozen=True)
@@ -218,7 +221,7 @@ VFORK = EventSpec(
     name="vfork",
     event_id=_TRACEE_IDS.number("vfork"),
     args=(*_CHILD_PID, *_HOLD_ARGS),
-    feed=SyscallFeed("vfork", skip_child_return=True),
+    feed=SyscallFeed("vfork", skip_child_return=True, stand_in=CloneFlags(required=CLONE_VFORK)),
     decode_args=_vfork,
     description="vfork(): the parent's return, with the child's pid (0 on failure), how long "
     "the parent was held, and what released it: the child's execve (path) or exit (code, "
@@ -230,7 +233,9 @@ FORK = EventSpec(
     name="fork",
     event_id=_TRACEE_IDS.number("fork"),
     args=(),
-    feed=SyscallFeed("fork", skip_child_return=True),
+    feed=SyscallFeed(
+        "fork", skip_child_return=True, stand_in=CloneFlags(forbidden=CLONE_VM | CLONE_THREAD)
+    ),
     decode_args=_no_args,
     description="fork(): the parent's return; the child's pid is the return value",
 )

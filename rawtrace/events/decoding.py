@@ -25,6 +25,7 @@ from kernel_compat import FeatureMissing, KernelFactError
 from kernel_compat.system.cgroups import container_ids
 from rawtrace.events.catalogue import BY_ID, EventSpec
 from rawtrace.events.event import Arg, ArgValue, Event, host_name, kernel_string
+from rawtrace.events.stand_ins import stand_in_records
 from rawtrace.transports.batch import Batch
 
 _NAMES_KEPT = 4096  # distinct comms remembered; a trace sees few, a hostile one may see many
@@ -48,6 +49,9 @@ class Decoder:
         # Without BTF the events that a tracepoint feeds come from their syscall feed instead
         # (see EventSpec.tracepoint), and decode as that feed's records.
         self._feeds = {event_id: _feed(spec, task_context) for event_id, spec in BY_ID.items()}
+        # records of clone calls standing in for a syscall the architecture lacks
+        for record_id, (spec, syscall) in stand_in_records().items():
+            self._feeds[record_id] = (spec, spec.decode_args, syscall)
         self._containers: dict[int, str] = {}  # cgroup id -> container id, "" for none
         self._walked = False  # the cgroups were walked for this batch
 
@@ -141,7 +145,7 @@ class Decoder:
                     uid_gid & _U32,  # user_id
                     name,  # process_name
                     cgroup_id,
-                    event_id,
+                    spec.event_id,  # the record's, without a stand-in's feeding call
                     spec.name,  # event_name
                     syscall,
                     ret,  # return_value

@@ -18,6 +18,7 @@ from bpf_bytecode.programs.task import TaskLayout
 from bpf_bytecode.programs.vfork import Hold, VforkMaps
 from rawtrace.attach import SyscallPrograms
 from rawtrace.events.catalogue import EventSpec
+from rawtrace.events.stand_ins import Feeding
 from rawtrace.kernel.bpf import MapType
 from rawtrace.kernel.maps import Map
 
@@ -89,19 +90,24 @@ def event_maps(
 
 class EventPrograms(SyscallPrograms):
     """One syscall event's programs, for whichever family asks: they time the call, filter,
-    capture the args and send the record."""
+    capture the args and send the record. `feeding` is the syscall they hook: the event's own,
+    or a clone call standing in for it (stand_ins.py)."""
 
     def __init__(
         self,
         spec: EventSpec,
+        feeding: Feeding,
         maps: EventMaps,
         output: Output,
         filters: Filters,
         task: TaskLayout | None,
         resources: ExitStack,
     ) -> None:
-        super().__init__(spec.name, resources, at_entry=spec.feed.at_entry)
+        own = feeding.syscall == spec.feed.syscall
+        prefix = spec.name if own else f"{spec.name}_{feeding.syscall}"
+        super().__init__(prefix, resources, at_entry=spec.feed.at_entry)
         self.spec = spec
+        self.feeding = feeding
         self.start_times = maps.start_times
         self.tail = maps.tail
         self.output = output
@@ -114,7 +120,7 @@ class EventPrograms(SyscallPrograms):
                 match=match,
                 args=args,
                 output=self.output,
-                event_id=self.spec.event_id,
+                event_id=self.feeding.record_id,
                 filters=self.filters,
                 task=self.task,
                 tail=self.tail,
@@ -126,6 +132,7 @@ class EventPrograms(SyscallPrograms):
                 filters=self.filters,
                 args=args,
                 tail=self.tail,
+                only=self.feeding.only,
             )
         return code
 
@@ -134,9 +141,10 @@ class EventPrograms(SyscallPrograms):
             load_ret=load_ret,
             start_times_fd=self.start_times.fileno(),
             output=self.output,
-            event_id=self.spec.event_id,
+            event_id=self.feeding.record_id,
             skip_child_return=self.spec.feed.skip_child_return,
             filters=self.filters,
             task=self.task,
             tail=self.tail,
+            entry_required=self.feeding.only is not None,
         )

@@ -12,6 +12,7 @@ import pytest
 from workload import spawn_true
 
 import rawtrace
+from kernel_compat import syscall_table
 from rawtrace import Event
 
 pytestmark = pytest.mark.live
@@ -44,6 +45,21 @@ def test_n_children_arrive_exactly() -> None:
     assert all(0 < e.call_start <= e.timestamp for e in events)
     assert abs(events[-1].timestamp - time.time_ns()) < 10 * 10**9
     assert stats.lost == 0 and stats.undecodable == 0
+
+
+def test_each_event_names_the_call_that_made_it() -> None:
+    # arm64 has no vfork syscall: glibc's vfork() is clone(CLONE_VM | CLONE_VFORK), and those
+    # clone calls are the event (rawtrace/events/stand_ins.py)
+    calls = {"clone", "clone3"} if "vfork" in syscall_table().absent else {"vfork"}
+    with rawtrace.trace("vfork") as tracer:
+        pids = spawn_true(50)
+        events = collect(tracer, 50, os.getpid(), timeout=20.0)
+    assert [e.arg("pid") for e in events] == pids
+    assert {e.syscall for e in events} <= calls
+    assert {e.event_name for e in events} == {"vfork"} and {e.event_id for e in events} == {58}
+    assert all(e.arg("hold_ns") > 0 for e in events)
+    assert {e.arg("released_by") for e in events} == {"execve"}
+    assert all(str(e.arg("exec_path")).endswith("/true") for e in events)
 
 
 def _comm() -> str:

@@ -67,14 +67,15 @@ def mirror_for(suite: str) -> AptSource:
 class PrivateApt:
     """apt-get and apt-cache on their own lists, leaving the system's apt alone."""
 
-    def __init__(self, state: Path, suites: Sequence[str]) -> None:
+    def __init__(self, state: Path, suites: Sequence[str], arch: str = "amd64") -> None:
         self.state = state
+        self.arch = arch
         (state / "lists" / "partial").mkdir(parents=True, exist_ok=True)
         (state / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
         lines = []
         for suite in suites:
             mirror = mirror_for(suite)
-            options = "arch=amd64"
+            options = f"arch={arch}"
             # A keyring file; an inline key block cannot go into a one-line
             # sources.list, and apt's default keyrings then have to do.
             if mirror.signed_by.startswith("/"):
@@ -88,8 +89,11 @@ class PrivateApt:
             "Dir::Etc::SourceParts": "/dev/null",
             "Dir::State::Lists": self.state / "lists",
             "Dir::Cache": self.state / "cache",
+            "Dir::State": self.state,
             "Dir::State::status": "/dev/null",
-            "APT::Architecture": "amd64",
+            # apt's own architecture, not the host dpkg's: no foreign architecture is added.
+            "APT::Architecture": self.arch,
+            "APT::Architectures": self.arch,
             "Acquire::Languages": "none",
             # Root-owned cache dirs: the _apt sandbox user could not write there.
             "APT::Sandbox::User": "root",
@@ -116,3 +120,19 @@ class PrivateApt:
 
     def download(self, packages: Sequence[str], dest: Path) -> None:
         self._run("apt-get", "download", *packages, cwd=dest)
+
+    def download_with_dependencies(self, packages: Sequence[str]) -> list[Path]:
+        """PACKAGES and everything they depend on (not recommend), as for an empty system;
+        the .debs are kept in the state's archives."""
+        self._run(
+            "apt-get",
+            "install",
+            "--download-only",
+            "--no-install-recommends",
+            "--yes",
+            # the host's dpkg lock is not ours to take: nothing is installed
+            "-o",
+            "Debug::NoLocking=1",
+            *packages,
+        )
+        return sorted((self.state / "cache" / "archives").glob("*.deb"))

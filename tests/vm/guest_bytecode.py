@@ -15,22 +15,24 @@ from pathlib import Path
 BYTECODE_IN, BYTECODE_OUT = "cache.tar", "compiled.tar"
 
 
-def pack_bytecode(pycache: Path, share: Path) -> None:
-    """Put the cache's bytecode into SHARE/BYTECODE_IN."""
+def pack_bytecode(pycache: Path, share: Path, userspace: Path | None = None) -> None:
+    """Put the cache's bytecode into SHARE/BYTECODE_IN; with the guest's own USERSPACE, its
+    sources count as existing too."""
     pycache.mkdir(parents=True, exist_ok=True)
+    roots = (Path("/"),) if userspace is None else (Path("/"), userspace)
+
+    def current_bytecode(member: tarfile.TarInfo) -> tarfile.TarInfo | None:
+        """The cache's bytecode of sources that still exist (checkouts come and go; each file
+        costs the guest's boot time), without the files keep_bytecode is writing."""
+        if member.name.endswith(".part"):
+            return None
+        source = Path(member.name)
+        if member.isfile():
+            source = source.with_name(source.name.split(".", 1)[0] + ".py")
+        return member if any((root / source).exists() for root in roots) else None
+
     with tarfile.open(share / BYTECODE_IN, "w") as tar:
-        tar.add(pycache, arcname=".", filter=_current_bytecode)
-
-
-def _current_bytecode(member: tarfile.TarInfo) -> tarfile.TarInfo | None:
-    """The cache's bytecode of sources that still exist (checkouts come and go; each file
-    costs the guest's boot time), without the files keep_bytecode is writing."""
-    if member.name.endswith(".part"):
-        return None
-    source = Path("/", member.name)
-    if member.isfile():
-        source = source.with_name(source.name.split(".", 1)[0] + ".py")
-    return member if source.exists() else None
+        tar.add(pycache, arcname=".", filter=current_bytecode)
 
 
 def keep_bytecode(pycache: Path, share: Path) -> None:

@@ -9,7 +9,10 @@ from __future__ import annotations
 import sys
 
 HARNESS_FAILURE = 125
-INSTALL_HINT = "apt-get install -y --no-install-recommends qemu-system-x86 busybox-static zstd"
+INSTALL_HINT = (
+    "apt-get install -y --no-install-recommends qemu-system-x86 busybox-static zstd"
+    " (and qemu-system-arm for arm64 kernels)"
+)
 
 
 class HarnessError(Exception):

@@ -7,7 +7,6 @@ are appended for each run, as /init holds the command.
 from __future__ import annotations
 
 import shlex
-import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -111,11 +110,11 @@ def modules_in_load_order(module_dir: Path, roots: Iterable[str]) -> list[tuple[
     return list(ordered.items())
 
 
-def modules_cpio(module_dir: Path) -> bytes:
+def modules_cpio(module_dir: Path, roots: Iterable[str] = ROOT_MODULES) -> bytes:
     archive = Cpio()
     for d in ("lib", "lib/modules"):
         archive.directory(d)
-    modules = modules_in_load_order(module_dir, ROOT_MODULES)
+    modules = modules_in_load_order(module_dir, roots)
     for name, ko in modules:
         archive.file(f"lib/modules/{name}.ko", ko)
     archive.file("lib/modules/load", "".join(f"{n}\n" for n, _ in modules).encode())
@@ -133,30 +132,85 @@ def _mount(fstype: str, source: str, target: str, options: str = "") -> str:
     return f"mkdir -p {t} && mount -t {fstype} {o}{source} {t} || fail mounting {t}"
 
 
+# Where /init sends the command's stdout, stderr and status: the 2nd-4th UART on amd64;
+# virtio-serial ports (linked here by name at boot) where `virt` has one UART.
+TTY_PORTS = ("/dev/ttyS1", "/dev/ttyS2", "/dev/ttyS3")
+VIRTIO_PORTS = ("/dev/port-stdout", "/dev/port-stderr", "/dev/port-status")
+
+
+def _link_virtio_ports() -> list[str]:
+    """/dev/port-NAME for each virtio-serial port; they appear a moment after the driver."""
+    names = " ".join(VIRTIO_PORTS)
+    return [
+        "for i in $(seq 50); do [ $(ls /sys/class/virtio-ports | wc -l) -ge 3 ] && break; "
+        "sleep 0.1; done",
+        'for p in /sys/class/virtio-ports/*; do ln -s "/dev/${p##*/}" "/dev/port-$(cat $p/name)"; '
+        "done",
+        f"for p in {names}; do [ -e $p ] || fail no $p; done",
+    ]
+
+
+def _root_mounts(userspace: Path | None) -> list[str]:
+    """NEWROOT: the host's root (9p at /lower) with a RAM overlay; or USERSPACE (a directory
+    of the host's) so, with the current directory a second overlay of the host's on it."""
+    lower = "/lower" if userspace is None else f"/lower{userspace}"
+    return [
+        "mount -t tmpfs -o mode=0755 tmpfs /rw && mkdir /rw/upper /rw/work",
+        _mount(
+            "overlay", "overlay", NEWROOT, f"lowerdir={lower},upperdir=/rw/upper,workdir=/rw/work"
+        ),
+    ]
+
+
+def _own_userspace(cwd: str) -> list[str]:
+    """Busybox's applets, linked where they belong (the .debs have no shell, no coreutils);
+    and the host's current directory over the userspace, writable, with the host's compiled
+    files (*.so) hidden, as the guest cannot load them."""
+    target = shlex.quote(NEWROOT + cwd)
+    return [
+        f"chroot {NEWROOT} /bin/busybox --install -s || fail busybox --install",
+        "mkdir /rw/cwd /rw/cwd/upper /rw/cwd/work",
+        _mount(
+            "overlay",
+            "overlay",
+            NEWROOT + cwd,
+            f"lowerdir={shlex.quote('/lower' + cwd)},upperdir=/rw/cwd/upper,workdir=/rw/cwd/work",
+        ),
+        f"find {target} -name .git -prune -o -name '*.so' -type f -exec rm -f {{}} +",
+    ]
+
+
 def init_script(
-    argv: Sequence[str], cwd: str, env: dict[str, str], shares: Sequence[Path], bytecode: Path
+    argv: Sequence[str],
+    cwd: str,
+    env: dict[str, str],
+    shares: Sequence[Path],
+    bytecode: Path,
+    userspace: Path | None = None,
 ) -> str:
     """The guest's /init, run by busybox sh as PID 1. `bytecode`, one of the shares, holds
-    the bytecode cache (BYTECODE_IN); what the command compiles goes back in BYTECODE_OUT."""
+    the bytecode cache (BYTECODE_IN); what the command compiles goes back in BYTECODE_OUT.
+    USERSPACE: the root of an arm64 guest (userspace.py), whose ports are virtio-serial."""
+    ports = TTY_PORTS if userspace is None else VIRTIO_PORTS
     lines = [
         "#!/bin/busybox sh",
         "/bin/busybox --install -s /bin",
         "export PATH=/bin",
         # A harness failure: the message goes to the console, no exit status
-        # to ttyS3, which the host reports as exit 125.
+        # to the status port, which the host reports as exit 125.
         'fail() { echo "rawtrace-vm: $*"; poweroff -f; }',
         "mount -t proc proc /proc && mount -t sysfs sysfs /sys && mount -t devtmpfs dev /dev",
         'for m in $(cat /lib/modules/load); do insmod /lib/modules/$m.ko || fail "insmod $m"; done',
+        *([] if userspace is None else _link_virtio_ports()),
         _mount("9p", "hostroot", "/lower", f"{NINEP_OPTS},ro,cache=loose"),
-        "mount -t tmpfs -o mode=0755 tmpfs /rw && mkdir /rw/upper /rw/work",
-        _mount(
-            "overlay", "overlay", NEWROOT, "lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work"
-        ),
+        *_root_mounts(userspace),
     ]
     lines += [_mount(fstype, fstype, NEWROOT + target) for fstype, target in GUEST_MOUNTS]
     # /tmp is emptied like on a booted system, unless the command runs there.
     if not _under(cwd, "/tmp"):
         lines.append(_mount("tmpfs", "tmpfs", f"{NEWROOT}/tmp", "mode=1777"))
+    if userspace is not None:
+        lines += _own_userspace(cwd)
     for i, share in enumerate(shares):
         lines.append(_mount("9p", f"share{i}", f"{NEWROOT}{share}", NINEP_OPTS))
     # Python reads its bytecode from a tmpfs: from the 9p share, each start of Python in the
@@ -171,18 +225,19 @@ def init_script(
         *("chroot", NEWROOT, "/usr/bin/env", "-i", *(f"{k}={v}" for k, v in env.items())),
         *("/bin/sh", "-c", 'cd "$1" && shift && exec "$@"', "sh", cwd, *argv),
     ]
+    out, err, status = ports
     lines += [
         # Old kernels charge BPF maps and programs to RLIMIT_MEMLOCK.
         "ulimit -l unlimited",
         # raw: no \n -> \r\n on the way out.
-        "for t in 1 2 3; do stty -F /dev/ttyS$t raw -echo || fail stty ttyS$t; done",
-        # Pipes, not the ttys themselves, so the command sees what it sees in
-        # CI (no colours, block buffering); each cat drains its tty on close.
+        *[f"stty -F {tty} raw -echo || fail stty {tty}" for tty in ports if "ttyS" in tty],
+        # Pipes, not the ports themselves, so the command sees what it sees in
+        # CI (no colours, block buffering); each cat drains its port on close.
         "mkfifo /stdout /stderr",
-        "cat /stdout >/dev/ttyS1 & out=$!",
-        "cat /stderr >/dev/ttyS2 & err=$!",
+        f"cat /stdout >{out} & out=$!",
+        f"cat /stderr >{err} & err=$!",
         # From here on the host counts --timeout.
-        "echo start >/dev/ttyS3",
+        f"echo start >{status}",
         f"{shlex.join(command)} </dev/null >/stdout 2>/stderr",
         "rc=$?",
         "wait $out $err",
@@ -192,20 +247,19 @@ def init_script(
         "$(cat /bytecode.new)",
         # what the shares got reaches the host before the status says done
         "sync",
-        'echo "exit $rc" >/dev/ttyS3',
+        f'echo "exit $rc" >{status}',
         "poweroff -f",
     ]
     return "".join(f"{line}\n" for line in lines)
 
 
-def run_cpio(script: str) -> bytes:
+def run_cpio(script: str, busybox: Path) -> bytes:
     """Busybox and /init; appended to the kernel's cached modules.cpio."""
     archive = Cpio()
     for d in ("bin", "dev", "proc", "sys", "lower", "rw", NEWROOT.lstrip("/")):
         archive.directory(d)
     # The kernel opens it as PID 1's stdin/stdout/stderr before /dev is mounted.
     archive.char_device("dev/console", 5, 1)
-    busybox = shutil.which("busybox") or "/bin/busybox"
-    archive.file("bin/busybox", Path(busybox).read_bytes(), 0o755)
+    archive.file("bin/busybox", busybox.read_bytes(), 0o755)
     archive.file("init", script.encode(), 0o755)
     return archive.finish()

@@ -22,7 +22,7 @@ from pathlib import Path
 from debian_apt import PrivateApt
 from decompress import extract_vmlinux
 from harness_error import HarnessError, warn
-from initramfs import modules_cpio
+from initramfs import ROOT_MODULES, modules_cpio
 
 KERNELS_FILE = Path(__file__).resolve().with_name("kernels")
 CACHE = Path(os.environ.get("RAWTRACE_VM_CACHE", "/var/cache/rawtrace-vm"))
@@ -33,10 +33,43 @@ RESOLVE_TTL_S = 24 * 3600
 
 
 @dataclasses.dataclass(frozen=True)
+class Arch:
+    """How a kernel line's machine boots (ARCH in tests/vm/kernels)."""
+
+    debian: str  # Debian's name: amd64, arm64
+    qemu: str
+    qemu_machine: tuple[str, ...]
+    console: str
+    modules: tuple[str, ...]  # ROOT_MODULES and what this machine's serial ports need
+    # The host's root serves amd64 guests; an arm64 guest gets a userspace of its own
+    # (userspace.py).
+    own_userspace: bool
+
+
+ARCHES = {
+    "amd64": Arch(
+        "amd64", "qemu-system-x86_64", ("-cpu", "max"), "ttyS0", ROOT_MODULES, own_userspace=False
+    ),
+    # `virt` has one UART, so the command's streams go through virtio-serial ports. Plain
+    # `max` emulates the QARMA pointer-authentication cipher that Debian's kernel runs on every
+    # call, 3-4x slower than pauth-impdef's cheap one.
+    "arm64": Arch(
+        "arm64",
+        "qemu-system-aarch64",
+        ("-M", "virt", "-cpu", "max,pauth-impdef=on"),
+        "ttyAMA0",
+        (*ROOT_MODULES, "virtio_console"),
+        own_userspace=True,
+    ),
+}
+
+
+@dataclasses.dataclass(frozen=True)
 class KernelEntry:
     name: str
     suites: tuple[str, ...]
     abi_pattern: str
+    arch: Arch = ARCHES["amd64"]
 
 
 def read_kernel_list() -> list[KernelEntry]:
@@ -46,10 +79,14 @@ def read_kernel_list() -> list[KernelEntry]:
         if not line:
             continue
         fields = line.split()
-        if len(fields) != 3:
-            raise HarnessError(f"{KERNELS_FILE}:{lineno}: expected NAME SUITES ABI, got {raw!r}")
-        name, suites, abi = fields
-        entries.append(KernelEntry(name, tuple(suites.split(",")), abi))
+        arch = fields[3] if len(fields) == 4 else "amd64"
+        if len(fields) not in (3, 4) or arch not in ARCHES:
+            raise HarnessError(
+                f"{KERNELS_FILE}:{lineno}: expected NAME SUITES ABI [{'|'.join(ARCHES)}], "
+                f"got {raw!r}"
+            )
+        name, suites, abi = fields[:3]
+        entries.append(KernelEntry(name, tuple(suites.split(",")), abi, ARCHES[arch]))
     return entries
 
 
@@ -89,6 +126,7 @@ class Kernel:
     name: str
     abi: str
     directory: Path
+    arch: Arch = ARCHES["amd64"]
 
     @property
     def vmlinuz(self) -> Path:
@@ -99,7 +137,10 @@ class Kernel:
         return self.directory / "modules.cpio"
 
     def boot_image(self) -> Path:
-        """vmlinux for a PVH boot, made on first use; else the bzImage."""
+        """vmlinux for a PVH boot, made on first use; else the bzImage. arm64's vmlinuz is
+        the (gzipped) Image, which QEMU boots as it is."""
+        if self.arch.debian != "amd64":
+            return self.vmlinuz
         vmlinux = self.directory / "vmlinux"
         if not vmlinux.exists():
             try:
@@ -120,7 +161,7 @@ def write_atomically(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _scratch_dir(parent: Path, name: str) -> Path:
+def scratch_dir(parent: Path, name: str) -> Path:
     """An empty directory that becomes PARENT/NAME by a rename once complete."""
     parent.mkdir(parents=True, exist_ok=True)
     path = Path(tempfile.mkdtemp(dir=parent, prefix=f".{name}."))
@@ -165,15 +206,15 @@ def _first_existing(*paths: Path) -> Path | None:
     return next((p for p in paths if p.exists()), None)
 
 
-def _build_kernel(abi: str, packages: list[str], apt: PrivateApt) -> None:
+def _build_kernel(abi: str, packages: list[str], apt: PrivateApt, arch: Arch) -> None:
     """Download PACKAGES into debs/ABI and build kernels/ABI from them."""
     _remove_leftovers()
     debs = CACHE / "debs" / abi
     if not debs.is_dir():
-        tmp = _scratch_dir(debs.parent, abi)
+        tmp = scratch_dir(debs.parent, abi)
         apt.download(packages, tmp)
         tmp.rename(debs)
-    tmp = _scratch_dir(KERNEL_DIRS, abi)
+    tmp = scratch_dir(KERNEL_DIRS, abi)
     with tempfile.TemporaryDirectory(dir=CACHE, prefix=".extract.") as root:
         for deb in sorted(debs.glob("*.deb")):
             proc = subprocess.run(
@@ -192,7 +233,7 @@ def _build_kernel(abi: str, packages: list[str], apt: PrivateApt) -> None:
         if vmlinuz is None or module_dir is None:
             raise HarnessError(f"no vmlinuz or modules for {abi} in {', '.join(packages)}")
         shutil.copyfile(vmlinuz, tmp / "vmlinuz")
-        (tmp / "modules.cpio").write_bytes(modules_cpio(module_dir))
+        (tmp / "modules.cpio").write_bytes(modules_cpio(module_dir, arch.modules))
     tmp.rename(KERNEL_DIRS / abi)
 
 
@@ -202,13 +243,13 @@ def ensure_kernel(entry: KernelEntry) -> Kernel:
     if abi is None:
         with cache_lock():
             abi = _cached_abi(entry, RESOLVE_TTL_S) or _resolve_and_build(entry)
-    return Kernel(entry.name, abi, KERNEL_DIRS / abi)
+    return Kernel(entry.name, abi, KERNEL_DIRS / abi, entry.arch)
 
 
 def _resolve_and_build(entry: KernelEntry) -> str:
     start = time.monotonic()
     try:
-        apt = PrivateApt(CACHE / "apt" / entry.name, entry.suites)
+        apt = PrivateApt(CACHE / "apt" / entry.name, entry.suites, entry.arch.debian)
         apt.update()
         names = apt.package_names("linux-")
         abi = newest_abi(names, entry.abi_pattern)
@@ -217,7 +258,7 @@ def _resolve_and_build(entry: KernelEntry) -> str:
                 f"no package linux-image-{entry.abi_pattern} in {','.join(entry.suites)}"
             )
         if not (KERNEL_DIRS / abi).is_dir():
-            _build_kernel(abi, packages_for(abi, names), apt)
+            _build_kernel(abi, packages_for(abi, names), apt, entry.arch)
             warn(f"fetched and unpacked {abi} in {time.monotonic() - start:.1f} s")
     except HarnessError as e:
         stale = _cached_abi(entry, float("inf"))
