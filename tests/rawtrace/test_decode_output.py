@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from bpf_bytecode.programs.capture import ARG_SIZE, ARGV_MAX, PATH_SIZE
 from bpf_bytecode.programs.record import SYSCALL_RECORD
 from bpf_bytecode.programs.vfork import BLOCK, RELEASE, RELEASED, Cause
+from rawtrace.events.catalogue import BY_ID
 from rawtrace.events.decoding import Decoder
-from rawtrace.events.event import Arg, Event
+from rawtrace.events.event import Arg, Event, kernel_string
 from rawtrace.outputs.formats import TableWriter, json_line
 from rawtrace.transports.batch import Batch
 
@@ -98,7 +99,14 @@ def test_failed_vfork_has_no_child_and_comm_keeps_odd_bytes() -> None:
 
 names = st.text(st.characters(), max_size=20)
 ints = st.integers(-(2**70), 2**70)
-values = st.one_of(st.none(), st.integers(-(2**65), 2**65), names)
+# every kind of value the catalogue's decoders produce: argv is a tuple of strings, flags bools
+values = st.one_of(
+    st.none(),
+    st.integers(-(2**65), 2**65),
+    names,
+    st.booleans(),
+    st.lists(names, max_size=4).map(tuple),
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -179,3 +187,60 @@ def test_records_of_several_sizes_decode_in_time_order_with_their_tails() -> Non
         "value": ["sh", "-c", "x"],
     }
     assert line["args"][3]["value"] is True
+
+
+def test_a_call_whose_entry_was_not_seen_has_no_start() -> None:
+    # start_ts 0: the trace began between the call's entry and its exit. It stays 0 (JSON's
+    # callStartTime 0), not the decoder's monotonic-to-wall offset passed off as a time
+    unseen = vfork_record(10)
+    unseen = unseen[:8] + bytes(8) + unseen[16:]
+    seen, not_seen = Decoder().decode(Batch.of([vfork_record(11), unseen]))
+    assert not_seen.call_start == 0
+    assert json.loads(json_line(not_seen))["callStartTime"] == 0
+    assert seen.timestamp - seen.call_start == 1_000
+
+
+HOSTILE = [
+    b'"},{"eventName":"forged',
+    b"back\\slash\\",
+    b"new\nline\r\n",
+    b"\xff\xfe high bytes \xc3",
+    b"\x1b[31m\x07 \xe2\x80\xa8",
+]
+
+
+def test_hostile_argv_and_path_make_one_line_that_round_trips() -> None:
+    path = b'/tmp/"x\\\n\xff'
+    record = _execve_record(path, HOSTILE, 0, ts=6_000)
+    (event,) = Decoder().decode(Batch.of([record]))
+    line = json_line(event)
+    assert "\n" not in line and "\r" not in line and line.isascii()
+    document = json.loads(line)
+    assert document["args"][0]["value"] == kernel_string(path)
+    assert document["args"][1]["value"] == [kernel_string(arg) for arg in HOSTILE]
+    assert line == json.dumps(event.to_dict(), separators=(",", ":"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.binary(min_size=56, max_size=56),  # times, ids, comm
+            st.sampled_from([*BY_ID, 0, 9999]),  # every event, and ids no event has
+            st.binary(max_size=SYSCALL_RECORD.size - 60 + 2400),
+        ),
+        max_size=8,
+    ),
+    st.booleans(),
+)
+def test_the_decoder_takes_any_record_and_counts_what_it_cannot_decode(
+    records: list[tuple[bytes, int, bytes]], task_context: bool
+) -> None:
+    # a record is anything a ring hands over: the event id where the decoder looks, the rest
+    # random and of any length. Each one becomes an event or a count, never an exception
+    raw = [head + struct.pack("<I", event_id) + body for head, event_id, body in records]
+    decoder = Decoder(task_context=task_context)
+    events = decoder.decode(Batch.of(raw))
+    assert len(events) + decoder.undecodable == len(raw)
+    for event in events:
+        json.loads(json_line(event))
