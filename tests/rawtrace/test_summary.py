@@ -153,3 +153,22 @@ def test_the_summary_adds_the_lifecycle_events_after_the_users() -> None:
         "execve",
         "execveat",
     ]
+
+
+def test_two_pid_namespaces_keep_their_pids_apart() -> None:
+    # two containers, each with its pid 1 forking its pid 2: four processes, two trees
+    tree = ProcessTree()
+    for ns, comm, at in ((PID_NS + 1, "one", 1), (PID_NS + 2, "two", 11)):
+        tree.add_all(
+            [
+                execve(1, comm, at, f"/bin/{comm}")._replace(pid_namespace=ns),
+                event("fork", 1, comm, at + 2, ret=2, start_ms=at + 1, pid_ns=ns),
+                exit_(2, comm, at + 4, 3)._replace(pid_namespace=ns),
+            ]
+        )
+    assert tree.render().splitlines() == [
+        "1 one: exec /bin/one, no exit seen",
+        "└─2 one: fork, exit 3, lived 3.000 ms",
+        "1 two: exec /bin/two, no exit seen",
+        "└─2 two: fork, exit 3, lived 3.000 ms",
+    ]
