@@ -53,3 +53,35 @@ def test_namespace_local_pids_in_a_new_pid_namespace() -> None:
     assert inner.parent_process_id == 0  # unshare lives outside: invisible from inside
     assert inner.pid_namespace != _ns_inode("pid")
     assert inner.mount_namespace == _ns_inode("mnt")
+
+
+def test_a_call_from_a_thread_names_its_process_and_its_thread() -> None:
+    # A caller that is not its process's first thread, and a child whose parent is that thread:
+    # the programs read a thread's own pid from task_struct.thread_pid, its process's from
+    # group_leader, the parent's tgid (not its pid) from real_parent. In a one-thread process
+    # each of these reads gives the same number whichever field it reads; here each differs.
+    inner = "import subprocess; subprocess.run(['true'])"
+    script = (
+        "import subprocess, sys, threading\n"
+        "tids = []\n"
+        "def spawn():\n"
+        "    tids.append(threading.get_native_id())\n"
+        f"    subprocess.run([sys.executable, '-c', {inner!r}])\n"
+        "thread = threading.Thread(target=spawn)\n"
+        "thread.start(); thread.join()\n"
+        "print(tids[0], flush=True)\n"
+    )
+    with rawtrace.trace("vfork") as tracer:
+        caller = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+        out, _ = caller.communicate()
+        events = tracer.read(1.0)
+    assert caller.returncode == 0
+    tid = int(out)
+    assert tid != caller.pid
+    (outer,) = [e for e in events if e.host_process_id == caller.pid]
+    assert (outer.host_thread_id, outer.thread_id) == (tid, tid)
+    assert outer.process_id == caller.pid
+    assert (outer.host_parent_process_id, outer.parent_process_id) == (os.getpid(), os.getpid())
+    (child,) = [e for e in events if e.host_process_id == outer.arg("pid")]
+    # its parent is the thread, whose process is the caller
+    assert (child.host_parent_process_id, child.parent_process_id) == (caller.pid, caller.pid)
