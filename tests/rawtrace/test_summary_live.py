@@ -76,3 +76,31 @@ def test_summary_tree_of_a_command(tmp_path: Path) -> None:
     ]
     # what the tree was built from: 2 vforks, 2 clones, 3 execs and 5 exits
     assert re.fullmatch(r"rawtrace: 2 events, 0 lost .*; 12 read from the rings", stderr[-1])
+
+
+# two new pid namespaces side by side, each with its pid 1 vforking /bin/true as its pid 2
+TWO_NAMESPACES = """
+import subprocess, sys
+inner = "import subprocess; subprocess.run(['/bin/true'])"
+for _ in range(2):
+    subprocess.run(["unshare", "--pid", "--fork", sys.executable, "-c", inner], check=True)
+"""
+
+
+def test_two_pid_namespaces_make_two_trees(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "rawtrace", "trace", "vfork", "--summary", "--quiet",
+         "-o", str(tmp_path / "events"), "--", sys.executable, "-c", TWO_NAMESPACES],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    stderr = result.stderr.splitlines()
+    tree = stderr[stderr.index("rawtrace: process tree") + 1 :]
+    # each namespace's pid 1 (the unshare's child, a root of its own) and its pid 2, once each
+    inner = [DURATION.sub("T", line) for line in tree if line.startswith(("1 ", "└─2 "))]
+    assert inner == [
+        f"1 {Path(sys.executable).name[:15]}: exec {sys.executable}, exit 0",
+        "└─2 true: vfork (held the parent T), exec /bin/true, exit 0, lived T",
+    ] * 2, tree
