@@ -100,11 +100,8 @@ def test_two_pid_namespaces_make_two_trees(tmp_path: Path) -> None:
     tree = stderr[stderr.index("rawtrace: process tree") + 1 :]
     # each namespace's pid 1 (the unshare's child, a root of its own) and its pid 2, once each
     inner = [DURATION.sub("T", line) for line in tree if line.startswith(("1 ", "└─2 "))]
-    assert (
-        inner
-        == [
-            f"1 {Path(sys.executable).name[:15]}: exec {sys.executable}, exit 0",
-            "└─2 true: vfork (held the parent T), exec /bin/true, exit 0, lived T",
-        ]
-        * 2
-    ), tree
+    expected = [
+        f"1 {Path(sys.executable).name[:15]}: exec {sys.executable}, exit 0",
+        "└─2 true: vfork (held the parent T), exec /bin/true, exit 0, lived T",
+    ]
+    assert inner == expected * 2, tree
