@@ -84,6 +84,25 @@ def test_asyncio_without_threads() -> None:
     assert threading.active_count() == threads_before
 
 
+def test_asyncio_waits_for_events_that_come_later() -> None:
+    # The rings are empty when the iteration starts: it must wait in the loop (add_reader and
+    # its max_wait timer) while the children are made by a callback of that same loop.
+    async def collect() -> tuple[list[int], list[Event]]:
+        pids: list[int] = []
+        with rawtrace.trace("vfork", pid=os.getpid()) as tracer:
+            asyncio.get_running_loop().call_later(0.2, lambda: pids.extend(spawn_true(3)))
+            got = []
+            async for event in tracer:
+                got.append(event)
+                if len(got) == 3:
+                    tracer.stop()
+            return pids, got
+
+    pids, got = asyncio.run(asyncio.wait_for(collect(), 60))
+    assert len(pids) == 3
+    assert child_pids(got) == pids
+
+
 def test_fileno_nests_in_a_selector() -> None:
     with rawtrace.trace("vfork", pid=os.getpid()) as tracer, selectors.DefaultSelector() as sel:
         sel.register(tracer, selectors.EVENT_READ)

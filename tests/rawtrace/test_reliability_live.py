@@ -67,6 +67,34 @@ def test_tiny_buffers_deliver_or_count_every_vfork_of_two_processes(transport: s
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
+def test_on_lost_reports_every_record_the_tiny_rings_lost(transport: str) -> None:
+    # run()'s callbacks under real losses: nothing is read until the storm ends, then run()
+    # delivers what the rings hold and reports the losses, per CPU, once each
+    events: list[rawtrace.Event] = []
+    reported: dict[int, int] = {}
+
+    def on_lost(cpu: int, count: int) -> None:
+        assert count > 0
+        reported[cpu] = reported.get(cpu, 0) + count
+
+    with (
+        Storm(PROCESSES, VFORKS_EACH) as storm,
+        rawtrace.trace(
+            "vfork", pid=storm.pids, pages=1, transport=transport,
+            on_event=events.append, on_lost=on_lost,
+        ) as tracer,
+    ):  # fmt: skip
+        storm.release()
+        storm.wait()
+        tracer.stop()
+        tracer.run()
+        stats = tracer.stats()
+    assert stats.lost > 0
+    assert reported == {cpu: n for cpu, n in stats.lost_per_cpu.items() if n}
+    assert len(events) + sum(reported.values()) == TOTAL
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_default_buffers_deliver_every_vfork_of_two_processes(transport: str) -> None:
     with (
         Storm(PROCESSES, VFORKS_EACH) as storm,
