@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 
 import rawtrace
+import rawtrace.session
 from kernel_compat import FeatureMissing, vmlinux_btf_path
 
 pytestmark = pytest.mark.live
@@ -85,3 +87,24 @@ def test_a_call_from_a_thread_names_its_process_and_its_thread() -> None:
     (child,) = [e for e in events if e.host_process_id == outer.arg("pid")]
     # its parent is the thread, whose process is the caller
     assert (child.host_parent_process_id, child.parent_process_id) == (caller.pid, caller.pid)
+
+
+def test_without_btf_the_context_is_the_hosts_and_exit_comes_from_exit_group(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The path of a kernel without BTF, on this one: no task layout, so the programs skip the
+    # task walk, exit is fed by exit_group(), and the decoder has no task context to read
+    monkeypatch.setattr(rawtrace.session, "task_layout", lambda: None)
+    with rawtrace.trace("vfork,exit", follow=os.getpid()) as tracer:
+        child = subprocess.Popen(["/bin/sh", "-c", "exit 7"])
+        child.wait()
+        events = tracer.read(1.0)
+    (vfork,) = [e for e in events if e.event_name == "vfork"]
+    (exit_,) = [e for e in events if e.event_name == "exit"]
+    assert vfork.arg("pid") == child.pid == exit_.host_process_id
+    assert (vfork.process_id, vfork.thread_id) == (os.getpid(), threading.get_native_id())
+    assert (vfork.parent_process_id, vfork.host_parent_process_id) == (0, 0)
+    assert (vfork.mount_namespace, vfork.pid_namespace) == (0, 0)
+    assert exit_.process_id == child.pid
+    assert exit_.syscall == "exit_group"
+    assert exit_.arg("exit_code") == 7
