@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from workload import interpreter_comm
 
 import rawtrace
 from kernel_compat.system.cgroups import cgroup2_mountpoint
@@ -202,7 +203,8 @@ def test_command_and_its_tree_with_exit_status() -> None:
     assert result.returncode == 7, err
     events = [json.loads(line) for line in out.splitlines()]
     comms = [e["processName"] for e in events]
-    assert comms == ["python3", "python3", "sh"], comms
+    python = interpreter_comm()
+    assert comms == [python, python, "sh"], comms
     from_thread, forked_python, shell = events
     assert from_thread["processId"] == forked_python["processId"]
     assert from_thread["threadId"] != from_thread["processId"]

