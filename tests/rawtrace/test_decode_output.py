@@ -149,6 +149,11 @@ def test_json_line_takes_the_general_path_for_other_values() -> None:
     )
     assert json_line(event) == json.dumps(event.to_dict(), separators=(",", ":"))
     assert '"value":true' in json_line(event)
+    # values the template does not spell: a tuple of ints, a float
+    args = (Arg("ids", "int[]", (1, 2)), Arg("ratio", "double", 0.5), Arg("s", "str", "x"))
+    other = event._replace(args=args)
+    assert json_line(other) == json.dumps(other.to_dict(), separators=(",", ":"))
+    assert '"value":[1,2]' in json_line(other) and '"value":0.5' in json_line(other)
 
 
 def test_table_rows_line_up() -> None:
@@ -164,6 +169,25 @@ def test_table_rows_line_up() -> None:
     assert first[15:] == "    4242 a\\nb             vfork           99 pid=99"
     assert len(first) == len(second) and first[:15] != second[:15]
     assert first[8:15] == second[8:15] == ".123456"
+
+
+def test_table_cells_of_every_kind() -> None:
+    out = io.StringIO()
+    args = (
+        Arg("pid", "pid_t", 99),
+        Arg("argv", "const char*const*", ("a b", "c\nd")),
+        Arg("ids", "int[]", (1, 2)),
+        Arg("f", "bool", False),
+        Arg("p", "const char*", None),
+    )
+    event = Event(0, 0, 0, 7, 7, 7, 7, 0, "café\t", 0, 58, "vfork", "vfork", 99, args)
+    TableWriter(out).write(event)
+    row = out.getvalue().splitlines()[1]
+    # printable text (é too) as it is, the rest escaped; values spelled as in JSON, or repr()
+    assert row[15:] == (
+        '       7 café\\t           vfork           99 pid=99 argv=["a b","c\\nd"] '
+        "ids=(1, 2) f=false p=null"
+    )
 
 
 def _execve_record(path: bytes, argv: list[bytes], truncated: int, ts: int) -> bytes:
