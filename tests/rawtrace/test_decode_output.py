@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import secrets
 import struct
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bpf_bytecode.programs.capture import ARG_SIZE, ARGV_MAX, PATH_SIZE
 from bpf_bytecode.programs.record import SYSCALL_RECORD
 from bpf_bytecode.programs.vfork import BLOCK, RELEASE, RELEASED, Cause
+from kernel_compat import FeatureMissing
+from kernel_compat.system.cgroups import cgroup2_mountpoint
 from rawtrace.events.catalogue import BY_ID
 from rawtrace.events.decoding import Decoder
 from rawtrace.events.event import Arg, Event, kernel_string
@@ -268,3 +276,60 @@ def test_the_decoder_takes_any_record_and_counts_what_it_cannot_decode(
     assert len(events) + decoder.undecodable == len(raw)
     for event in events:
         json.loads(json_line(event))
+
+
+def _with(record: bytes, **fields: int) -> bytes:
+    """record with some of its fixed fields replaced (ts, cgroup_id, event_id)."""
+    values = list(SYSCALL_RECORD.unpack_from(record))
+    names = ("ts", "start_ts", "pid_tgid", "uid_gid", "cgroup_id", "comm", "event_id")
+    for name, value in fields.items():
+        values[names.index(name)] = value
+    return SYSCALL_RECORD.pack(*values) + record[SYSCALL_RECORD.size :]
+
+
+def test_kernel_times_become_wall_clock_times() -> None:
+    # the record's ts is CLOCK_MONOTONIC; the event's is the same instant on the wall clock
+    # (a minute of slack: the clocks are read microseconds apart, this only tells + from -)
+    now = time.monotonic_ns()
+    (event,) = Decoder().decode(Batch.of([_with(vfork_record(10), ts=now, start_ts=now - 5)]))
+    assert abs(event.timestamp - time.time_ns()) < 60 * 10**9
+    assert event.timestamp - event.call_start == 5
+    assert (event.event_id, event.event_name, event.host_name) == (58, "vfork", "")
+
+
+def test_a_record_without_a_tail_decodes_for_an_event_that_has_none() -> None:
+    fork = BY_ID[57]
+    assert (fork.name, fork.tail_size) == ("fork", 0)
+    record = _with(vfork_record(10), event_id=57)[: SYSCALL_RECORD.size]
+    decoder = Decoder()
+    (event,) = decoder.decode(Batch.of([record]))
+    assert (event.event_name, event.return_value, decoder.undecodable) == ("fork", 10, 0)
+
+
+@pytest.fixture
+def docker_scope() -> Iterator[tuple[Path, str]]:
+    """A cgroup named as docker names a container's, made for the test."""
+    if os.geteuid() != 0:
+        pytest.skip("making a cgroup needs root")
+    try:
+        hierarchy = cgroup2_mountpoint()
+    except FeatureMissing as exc:
+        pytest.skip(str(exc))
+    container = secrets.token_hex(32)
+    scope = hierarchy / f"docker-{container}.scope"
+    yield scope, container
+    if scope.exists():
+        scope.rmdir()
+
+
+def test_the_container_id_comes_from_the_cgroups_name(docker_scope: tuple[Path, str]) -> None:
+    scope, container = docker_scope
+    decoder = Decoder()
+    unknown = _with(vfork_record(10), cgroup_id=1 << 62)  # no cgroup has this id
+    # the cgroup is made after the decoder's first walk: the next batch walks again
+    assert [e.container_id for e in decoder.decode(Batch.of([unknown]))] == [""]
+    scope.mkdir()
+    inside = _with(vfork_record(11), cgroup_id=os.stat(scope).st_ino)
+    events = decoder.decode(Batch.of([inside, unknown]))
+    assert [(e.arg("pid"), e.container_id) for e in events] == [(11, container), (10, "")]
+    assert events[0].to_dict()["containerId"] == container
