@@ -339,6 +339,7 @@ def test_every_row_has_its_clock_whatever_second_it_is() -> None:
     out = io.StringIO()
     writer = TableWriter(out)
     for second in (1, 1, 0):  # the first row of a second, another one, an earlier second
-        writer.write(Event(second * 10**9 + 5_000, 0, 0, 1, 1, 1, 1, 0, "a", 0, 57, "fork", "fork", 2, ()))  # fmt: skip
+        at = second * 10**9 + 5_000
+        writer.write(Event(at, 0, 0, 1, 1, 1, 1, 0, "a", 0, 57, "fork", "fork", 2, ()))
     clocks = [row[:15] for row in out.getvalue().splitlines()[1:]]
     assert clocks == [time.strftime("%H:%M:%S", time.localtime(s)) + ".000005" for s in (1, 1, 0)]
