@@ -172,3 +172,27 @@ def test_two_pid_namespaces_keep_their_pids_apart() -> None:
         "1 two: exec /bin/two, no exit seen",
         "└─2 two: fork, exit 3, lived 3.000 ms",
     ]
+
+
+def test_children_in_creation_order_with_lifetimes_in_ms_and_s() -> None:
+    tree = ProcessTree()
+    tree.add_all(
+        [
+            event("fork", 10, "a", 1, ret=0),  # a child's own return: it creates nothing
+            event("fork", 10, "a", 5, ret=13, start_ms=4),  # seen before 11's, created after
+            event("fork", 10, "a", 2, ret=11, start_ms=1),
+            event("fork", 11, "a", 3, ret=12, start_ms=2),
+            event("fork", 10, "a", 6, ret=14, start_ms=6),
+            exit_(11, "a", 1_000, 0),
+            exit_(12, "a", 1_003, 0),
+            exit_(13, "a", 1_004, 0),
+            exit_(14, "a", 1_000_006, 0),
+        ]
+    )
+    assert tree.render().splitlines() == [
+        "10 a: no exit seen",
+        "├─11 a: fork, exit 0, lived 999.000 ms",
+        "│ └─12 a: fork, exit 0, lived 1.001 s",
+        "├─13 a: fork, exit 0, lived 1.000 s",
+        "└─14 a: fork, exit 0, lived 1000.000 s",
+    ]
