@@ -330,8 +330,14 @@ def test_the_container_id_comes_from_the_cgroups_name(docker_scope: tuple[Path, 
     assert [e.container_id for e in decoder.decode(Batch.of([unknown]))] == [""]
     scope.mkdir()
     inside = _with(vfork_record(11), cgroup_id=os.stat(scope).st_ino)
-    events = decoder.decode(Batch.of([inside, unknown]))
-    assert [(e.arg("pid"), e.container_id) for e in events] == [(11, container), (10, "")]
+    # an id new after this batch's walk is in no container (the walk is once a batch)
+    other = _with(vfork_record(12), cgroup_id=1 << 61)
+    events = decoder.decode(Batch.of([inside, unknown, other]))
+    assert [(e.arg("pid"), e.container_id) for e in events] == [
+        (11, container),
+        (10, ""),
+        (12, ""),
+    ]
     assert events[0].to_dict()["containerId"] == container
 
 
