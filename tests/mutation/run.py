@@ -49,7 +49,10 @@ MODULES = {
         "tests/rawtrace/test_drain_agreement.py",
     ],
     "bpf_bytecode/asm.py": ["tests/bpf_bytecode"],
-    "bpf_bytecode/programs/filters.py": ["tests/bpf_bytecode"],
+    "bpf_bytecode/programs/filters.py": [
+        "tests/bpf_bytecode",
+        "tests/rawtrace/test_user_filters.py",
+    ],
     "kernel_compat/btf/queries.py": ["tests/kernel_compat/test_kernel_btf.py"],
 }
 # mutmut's exit codes (mutmut/stats.py): 1 and 3 killed, 0 survived, timeouts count as killed
