@@ -26,14 +26,6 @@ def root() -> None:
 
 
 @pytest.fixture
-def bpftrace() -> str:
-    path = shutil.which("bpftrace")
-    if path is None:
-        pytest.skip("bpftrace is not installed (apt-get install -y bpftrace)")
-    return path
-
-
-@pytest.fixture
 def gcc() -> str:
     path = shutil.which("gcc") or shutil.which("cc")
     if path is None:

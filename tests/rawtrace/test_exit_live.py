@@ -13,7 +13,6 @@ import pytest
 
 import rawtrace
 from rawtrace import Event
-from rawtrace.kernel.task_layout import task_layout
 
 pytestmark = pytest.mark.live
 
@@ -54,7 +53,9 @@ def _wait_status(pid: int, kill: int | None = None) -> int:
 
 
 def test_every_end_of_a_process_as_waitpid_tells_it(tmp_path: Path) -> None:
-    if task_layout() is None:
+    # decided by the kernel, not by task_layout(): a layout that fails to read where the kernel
+    # has BTF fails this test rather than skipping it
+    if not Path("/sys/kernel/btf/vmlinux").exists():
         pytest.skip("no BTF: exit comes from exit_group() calls only (README)")
     python = sys.executable
     with rawtrace.trace("exit", follow=os.getpid()) as tracer:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from workload import interpreter_comm
 
 import rawtrace
 from kernel_compat.system.cgroups import cgroup2_mountpoint
@@ -106,6 +107,24 @@ def test_comms_or_together_and_kinds_and() -> None:
     assert delivered == 3
 
 
+def test_comms_sharing_their_first_8_or_14_bytes_are_told_apart() -> None:
+    # The programs compare the comm's 16 bytes as two 8-byte words: "rt-share" matches its
+    # first word and "rt-fifteen-byt" all but its last byte, and neither is the name filtered.
+    # A name written longer than 15 bytes is cut by the kernel: that one is the same comm.
+    workers = [
+        Worker("rt-share", 2),
+        Worker("rt-share8-first", 3),
+        Worker("rt-fifteen-byte", 4),
+        Worker("rt-fifteen-byt", 5),
+        Worker("rt-fifteen-byte-and-more", 6),
+    ]
+    with rawtrace.trace("vfork", comm=["rt-share", "rt-fifteen-byte"]) as tracer:
+        events = run_workers(tracer, workers)
+        delivered = tracer.stats().delivered
+    assert by_pid(events) == {workers[0].pid: 2, workers[2].pid: 4, workers[4].pid: 6}
+    assert delivered == 12
+
+
 @pytest.fixture
 def cgroup() -> Iterator[str]:
     path = os.path.join(cgroup2_mountpoint(), f"rawtrace-test-{os.getpid()}")
@@ -184,7 +203,8 @@ def test_command_and_its_tree_with_exit_status() -> None:
     assert result.returncode == 7, err
     events = [json.loads(line) for line in out.splitlines()]
     comms = [e["processName"] for e in events]
-    assert comms == ["python3", "python3", "sh"], comms
+    python = interpreter_comm()
+    assert comms == [python, python, "sh"], comms
     from_thread, forked_python, shell = events
     assert from_thread["processId"] == forked_python["processId"]
     assert from_thread["threadId"] != from_thread["processId"]

@@ -144,6 +144,28 @@ def test_a_drained_ring_gives_nothing_twice(drains: Drains) -> None:
     assert second == Batch()
 
 
+def test_header_only_records_are_stepped_over(drains: Drains) -> None:
+    # A record may be its header alone (8 bytes), the last one too. A SAMPLE or LOST that short
+    # has no size or count to read: the walk steps over it, reading nothing of the next record.
+    short = {kind: HEADER.pack(kind, 0, HEADER.size) for kind in (3, RECORD_SAMPLE, RECORD_LOST)}
+    records = short[3] + short[RECORD_SAMPLE] + sample(b"k" * 4) + short[RECORD_LOST] + lost(1)
+    batch = drain_records(drains, records + short[3])
+    assert (batch.payloads(), batch.lost, batch.malformed) == ([b"kkkk"], 1, 0)
+
+
+def test_malformed_records_add_up(drains: Drains) -> None:
+    record = HEADER.pack(RECORD_SAMPLE, 0, 16) + struct.pack("<I", 1000) + b"\0" * 4
+    batch = drain_records(drains, record + record + sample(b"ok" * 4))
+    assert (batch.payloads(), batch.malformed) == ([b"okokokok\0\0\0\0"], 32)
+
+
+def test_copy_span_of_nothing_of_the_whole_ring_and_across_its_end() -> None:
+    data = memoryview(bytes(range(64)))
+    assert copy_span(data, 5, 5) == b""
+    assert copy_span(data, 64, 128) == bytes(range(64))
+    assert copy_span(data, 16, 80) == bytes(range(16, 64)) + bytes(range(16))
+
+
 def test_head_behind_tail_is_an_error_for_copy_span() -> None:
     with pytest.raises(ValueError, match="ring positions make no sense"):
         copy_span(memoryview(bytearray(64)), 100, 90)

@@ -55,19 +55,58 @@ def test_tiny_buffers_deliver_or_count_every_vfork_of_two_processes(transport: s
         tracer.stop()
         events = list(tracer)
         stats = tracer.stats()
+    _assert_accounted(events, made, stats)
+    assert stats.lost > 0
+
+
+def _assert_accounted(
+    events: list[rawtrace.Event], made: dict[int, list[int]], stats: rawtrace.TraceStats
+) -> None:
+    """Every vfork made was delivered, in order, or counted lost; nothing else came."""
     delivered = _children(events)
     assert set(delivered) <= set(made)
     for pid, children in delivered.items():
         # what arrived is a subsequence of what was made: no duplicates, nothing foreign
         assert set(children) <= set(made[pid])
         assert children == [child for child in made[pid] if child in set(children)]
-    assert stats.lost > 0
     assert (stats.delivered, stats.undecodable) == (len(events), 0)
     assert len(events) + stats.lost == TOTAL
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_default_buffers_deliver_every_vfork_of_two_processes(transport: str) -> None:
+def test_on_lost_reports_every_record_the_tiny_rings_lost(transport: str) -> None:
+    # run()'s callbacks under real losses: nothing is read until the storm ends, then run()
+    # delivers what the rings hold and reports the losses, per CPU, once each
+    events: list[rawtrace.Event] = []
+    reported: dict[int, int] = {}
+
+    def on_lost(cpu: int, count: int) -> None:
+        assert count > 0
+        reported[cpu] = reported.get(cpu, 0) + count
+
+    with (
+        Storm(PROCESSES, VFORKS_EACH) as storm,
+        rawtrace.trace(
+            "vfork", pid=storm.pids, pages=1, transport=transport,
+            on_event=events.append, on_lost=on_lost,
+        ) as tracer,
+    ):  # fmt: skip
+        storm.release()
+        storm.wait()
+        tracer.stop()
+        tracer.run()
+        stats = tracer.stats()
+    assert stats.lost > 0
+    assert reported == {cpu: n for cpu, n in stats.lost_per_cpu.items() if n}
+    assert len(events) + sum(reported.values()) == TOTAL
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_default_buffers_deliver_or_count_every_vfork_read_during_the_storm(
+    transport: str,
+) -> None:
+    # Whether the reader keeps up (no losses) depends on the machine's load: the benchmarks'
+    # vfork storm reports the losses. What holds under any load is the accounting.
     with (
         Storm(PROCESSES, VFORKS_EACH) as storm,
         rawtrace.trace("vfork", pid=storm.pids, transport=transport) as tracer,
@@ -80,8 +119,7 @@ def test_default_buffers_deliver_every_vfork_of_two_processes(transport: str) ->
         tracer.stop()
         events += list(tracer)
         stats = tracer.stats()
-    assert _children(events) == made
-    assert (stats.delivered, stats.lost, stats.undecodable) == (TOTAL, 0, 0)
+    _assert_accounted(events, made, stats)
 
 
 def _held_bpf_ids(pid: int) -> tuple[set[int], set[int]]:

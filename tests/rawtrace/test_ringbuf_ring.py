@@ -125,3 +125,12 @@ def test_an_empty_ring_is_not_written(drains: Drains) -> None:
     ring.consumer[8] = 1  # a canary next to consumer_pos
     assert ring.drain(drains) == Batch()
     assert (ring.consumed, ring.consumer[8]) == (40, 1)
+
+
+def test_a_full_ring_is_read_whole(drains: Drains) -> None:
+    # the producer a whole ring ahead, the most the kernel lets it be: every record is read
+    payloads = [bytes([65 + i]) * 24 for i in range(SIZE // 32)]  # 32 bytes each with header
+    ring = Ringbuf().holding(b"".join(record(p) for p in payloads), start=SIZE - 40)
+    batch = ring.drain(drains)
+    assert (batch.payloads(), batch.malformed) == (payloads, 0)
+    assert ring.consumed == 2 * SIZE - 40

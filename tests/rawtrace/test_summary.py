@@ -153,3 +153,46 @@ def test_the_summary_adds_the_lifecycle_events_after_the_users() -> None:
         "execve",
         "execveat",
     ]
+
+
+def test_two_pid_namespaces_keep_their_pids_apart() -> None:
+    # two containers, each with its pid 1 forking its pid 2: four processes, two trees
+    tree = ProcessTree()
+    for ns, comm, at in ((PID_NS + 1, "one", 1), (PID_NS + 2, "two", 11)):
+        tree.add_all(
+            [
+                execve(1, comm, at, f"/bin/{comm}")._replace(pid_namespace=ns),
+                event("fork", 1, comm, at + 2, ret=2, start_ms=at + 1, pid_ns=ns),
+                exit_(2, comm, at + 4, 3)._replace(pid_namespace=ns),
+            ]
+        )
+    assert tree.render().splitlines() == [
+        "1 one: exec /bin/one, no exit seen",
+        "└─2 one: fork, exit 3, lived 3.000 ms",
+        "1 two: exec /bin/two, no exit seen",
+        "└─2 two: fork, exit 3, lived 3.000 ms",
+    ]
+
+
+def test_children_in_creation_order_with_lifetimes_in_ms_and_s() -> None:
+    tree = ProcessTree()
+    tree.add_all(
+        [
+            event("fork", 10, "a", 1, ret=0),  # a child's own return: it creates nothing
+            event("fork", 10, "a", 5, ret=13, start_ms=4),  # seen before 11's, created after
+            event("fork", 10, "a", 2, ret=11, start_ms=1),
+            event("fork", 11, "a", 3, ret=12, start_ms=2),
+            event("fork", 10, "a", 6, ret=14, start_ms=6),
+            exit_(11, "a", 1_000, 0),
+            exit_(12, "a", 1_003, 0),
+            exit_(13, "a", 1_004, 0),
+            exit_(14, "a", 1_000_006, 0),
+        ]
+    )
+    assert tree.render().splitlines() == [
+        "10 a: no exit seen",
+        "├─11 a: fork, exit 0, lived 999.000 ms",
+        "│ └─12 a: fork, exit 0, lived 1.001 s",
+        "├─13 a: fork, exit 0, lived 1.000 s",
+        "└─14 a: fork, exit 0, lived 1000.000 s",
+    ]

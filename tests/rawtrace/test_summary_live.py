@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from workload import interpreter_comm
 
 pytestmark = pytest.mark.live
 
@@ -60,9 +61,9 @@ def test_summary_tree_of_a_command(tmp_path: Path) -> None:
     subshell = rows[-1][1]
     assert rows == [
         ("", shell, "sh", "exec /bin/sh, exit 6"),
-        ("├─", python, "python3",
+        ("├─", python, interpreter_comm(),
          f"vfork (held the parent T), exec {sys.executable}, exit 4, lived T"),
-        ("│ ├─", forked, "python3", "clone, exit 5, lived T"),
+        ("│ ├─", forked, interpreter_comm(), "clone, exit 5, lived T"),
         ("│ └─", true, "true", "vfork (held the parent T), exec /bin/true, exit 0, lived T"),
         ("└─", subshell, "sh", "clone, exit 3, lived T"),
     ]  # fmt: skip
@@ -76,3 +77,32 @@ def test_summary_tree_of_a_command(tmp_path: Path) -> None:
     ]
     # what the tree was built from: 2 vforks, 2 clones, 3 execs and 5 exits
     assert re.fullmatch(r"rawtrace: 2 events, 0 lost .*; 12 read from the rings", stderr[-1])
+
+
+# two new pid namespaces side by side, each with its pid 1 vforking /bin/true as its pid 2
+TWO_NAMESPACES = """
+import subprocess, sys
+inner = "import subprocess; subprocess.run(['/bin/true'])"
+for _ in range(2):
+    subprocess.run(["unshare", "--pid", "--fork", sys.executable, "-c", inner], check=True)
+"""
+
+
+def test_two_pid_namespaces_make_two_trees(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "rawtrace", "trace", "vfork", "--summary", "--quiet",
+         "-o", str(tmp_path / "events"), "--", sys.executable, "-c", TWO_NAMESPACES],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    stderr = result.stderr.splitlines()
+    tree = stderr[stderr.index("rawtrace: process tree") + 1 :]
+    # each namespace's pid 1 (the unshare's child, a root of its own) and its pid 2, once each
+    inner = [DURATION.sub("T", line) for line in tree if line.startswith(("1 ", "└─2 "))]
+    expected = [
+        f"1 {interpreter_comm()}: exec {sys.executable}, exit 0",
+        "└─2 true: vfork (held the parent T), exec /bin/true, exit 0, lived T",
+    ]
+    assert inner == expected * 2, tree

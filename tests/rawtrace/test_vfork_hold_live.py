@@ -156,14 +156,14 @@ def test_a_clone_without_clone_vfork_holds_nothing() -> None:
 
 
 def test_the_stall_alarm_rings_while_the_child_still_holds(vfork_child: Path) -> None:
-    held_ms, threshold_ms = 2000, 300
+    # Idle, the alarm comes 0.31 s after the start (the 0.3 s threshold, then a read); the
+    # hold lasts over ten times that, so a loaded machine still sees the alarm inside it.
+    held_ms, threshold_ms = 4000, 300
     with rawtrace.trace("vfork", comm=WORKLOAD, stall_ms=threshold_ms) as tracer:
         workload = _start(vfork_child, str(held_ms), "exec", "/bin/true")
-        started = time.monotonic()
         [stall] = _events_of(tracer, workload.pid, "vfork_stall")
         # the alarm came while the parent still waits: it has printed nothing yet
         assert workload.poll() is None
-        assert time.monotonic() - started < held_ms / 1000
         child = _finish(workload)
         [event] = _events_of(tracer, workload.pid, "vfork")
         later = [e for e in tracer.read(0.5) if e.event_name == "vfork_stall"]

@@ -8,6 +8,7 @@ their children's pids on one line.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import signal
 import subprocess
@@ -17,6 +18,19 @@ from types import TracebackType
 # tests/vm sets it in its guests, where QEMU's emulation makes every process start slow: the
 # live tests scale their workloads down there.
 IN_VM = "RAWTRACE_VM_KERNEL" in os.environ
+
+
+@functools.cache
+def interpreter_comm() -> str:
+    """The comm of a process started as sys.executable: "python3", or "python" in a venv, or
+    whatever the interpreter's file is called (cut to 15 bytes by the kernel)."""
+    said = subprocess.run(
+        [sys.executable, "-c", "print(open('/proc/self/comm').read().strip())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return said.stdout.strip()
 
 
 def spawn_true(count: int) -> list[int]:
