@@ -8,7 +8,8 @@ the bytes its record carries after the fixed context (record.py):
     raw args     arg_count u64s, in the syscall's order
     exec strings (where the event has them)
         +0     u32    argc: how many argv strings follow
-        +4     u32    truncated: TRUNCATED_PATH | TRUNCATED_ARG | TRUNCATED_ARGV
+        +4     u32    flags: TRUNCATED_PATH | TRUNCATED_ARG | TRUNCATED_ARGV, and
+                      UNAVAILABLE_PATH | UNAVAILABLE_ARGV where a read faulted
         +8     PATH_SIZE bytes      the pathname, NUL-terminated
         +264   ARGV_MAX slots of ARG_SIZE bytes: argv[0], argv[1], ..., each NUL-terminated
 
@@ -23,8 +24,10 @@ from typing import Union
 from bpf_bytecode.asm import (
     add64_imm,
     call,
+    ja,
     jeq_imm,
     jne_imm,
+    jsge_imm,
     label,
     ldxb,
     ldxdw,
@@ -52,6 +55,12 @@ STRINGS_SIZE = 8 + PATH_SIZE + ARGV_MAX * ARG_SIZE
 TRUNCATED_PATH = 1  # the pathname did not fit its PATH_SIZE bytes
 TRUNCATED_ARG = 2  # an argv string did not fit its ARG_SIZE bytes
 TRUNCATED_ARGV = 4  # argv has more than ARGV_MAX strings
+TRUNCATED = TRUNCATED_PATH | TRUNCATED_ARG | TRUNCATED_ARGV
+# A read that faulted: the entry cannot fault in a page the caller never touched (a string
+# literal in a fresh vfork child, say). sched_process_exec puts the kernel's copy in its place
+# after a successful exec (exec_facts.py); after a failed one the value stays unavailable.
+UNAVAILABLE_PATH = 8
+UNAVAILABLE_ARGV = 16
 
 
 @dataclass(frozen=True)
@@ -141,12 +150,24 @@ class Capture:
         return code
 
 
+def set_flag(out: Reg, flags: int, flag: int) -> list[Item]:
+    """The u32 at out + flags |= flag. Clobbers r1."""
+    return [ldxw(R1, out, flags), or64_imm(R1, flag), stxw(out, flags, R1)]
+
+
 def _read_str(
-    frame: CaptureFrame, dst: int, size: int, src: Slot, flags: int, flag: int, name: str
+    frame: CaptureFrame,
+    dst: int,
+    size: int,
+    src: Slot,
+    flags: int,
+    cut: tuple[int, int],
+    name: str,
 ) -> list[Item]:
     """out + dst = the user string at *(u64 *)src, at most `size` bytes with its NUL; a
-    string that fills them is checked at its last byte: not NUL means it was cut, and `flag`
-    is set in the u32 at out + flags."""
+    string that fills them is checked at its last byte: not NUL means it was cut. `cut` is
+    (the flag set in the u32 at out + flags when it was cut, the one set when it faulted)."""
+    truncated, unavailable = cut
     return scoped(
         name,
         [
@@ -155,6 +176,10 @@ def _read_str(
             mov64_imm(R2, size),
             ldxdw(R3, R10, src),
             call(Helper.PROBE_READ_USER_STR),
+            jsge_imm(R0, 0, "read"),
+            *set_flag(frame.out, flags, unavailable),
+            ja("whole"),
+            label("read"),
             # the length with its NUL; only a string that filled the slot may have been cut
             jne_imm(R0, size, "whole"),
             *stack_addr(R1, frame.byte),
@@ -164,12 +189,14 @@ def _read_str(
             call(Helper.PROBE_READ_USER),
             ldxb(R1, R10, frame.byte),
             jeq_imm(R1, 0, "whole"),
-            ldxw(R1, frame.out, flags),
-            or64_imm(R1, flag),
-            stxw(frame.out, flags, R1),
+            *set_flag(frame.out, flags, truncated),
             label("whole"),
         ],
     )
+
+
+_PATH_FLAGS = (TRUNCATED_PATH, UNAVAILABLE_PATH)
+_ARG_FLAGS = (TRUNCATED_ARG, UNAVAILABLE_ARGV)
 
 
 def _exec_strings(strings: ExecStrings, frame: CaptureFrame, at: int) -> list[Item]:
@@ -183,31 +210,39 @@ def _exec_strings(strings: ExecStrings, frame: CaptureFrame, at: int) -> list[It
     code: list[Item] = [
         stw(out, at, 0),
         stw(out, flags, 0),
-        *_read_str(frame, at + 8, PATH_SIZE, path, flags, TRUNCATED_PATH, "path"),
+        *_read_str(frame, at + 8, PATH_SIZE, path, flags, _PATH_FLAGS, "path"),
+        # a NULL argv is an empty one (the kernel accepts it), not a fault
+        ldxdw(R1, R10, argv),
+        jeq_imm(R1, 0, "argv_end"),
     ]
     for i in range(ARGV_MAX + 1):
         code += [
-            # slot = argv[i], a user pointer; NULL (or a fault) ends argv. The pass after the
-            # last slot only asks whether more strings follow.
+            # slot = argv[i], a user pointer; NULL (or a fault: argv unavailable) ends argv.
+            # The pass after the last slot only asks whether more strings follow.
             *stack_addr(R1, frame.slot),
             mov64_imm(R2, 8),
             ldxdw(R3, R10, argv),
             add64_imm(R3, 8 * i),
             call(Helper.PROBE_READ_USER),
-            jne_imm(R0, 0, "argv_end"),
+            jne_imm(R0, 0, "argv_end" if i == ARGV_MAX else "argv_fault"),
             ldxdw(R1, R10, frame.slot),
             jeq_imm(R1, 0, "argv_end"),
         ]
         if i == ARGV_MAX:
-            code += [
-                ldxw(R1, out, flags),
-                or64_imm(R1, TRUNCATED_ARGV),
-                stxw(out, flags, R1),
-            ]
+            code += set_flag(out, flags, TRUNCATED_ARGV)
             break
         dst = at + 8 + PATH_SIZE + i * ARG_SIZE
         code += [
-            *_read_str(frame, dst, ARG_SIZE, frame.slot, flags, TRUNCATED_ARG, f"arg{i}"),
+            *_read_str(frame, dst, ARG_SIZE, frame.slot, flags, _ARG_FLAGS, f"arg{i}"),
             stw(out, at, i + 1),
         ]
-    return scoped("exec_strings", [*code, label("argv_end")])
+    return scoped(
+        "exec_strings",
+        [
+            *code,
+            ja("argv_end"),
+            label("argv_fault"),
+            *set_flag(out, flags, UNAVAILABLE_ARGV),
+            label("argv_end"),
+        ],
+    )

@@ -9,9 +9,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Callable
 
-from bpf_bytecode.programs.capture import ARG_SIZE, ARGV_MAX, PATH_SIZE, Capture, ExecStrings
+from bpf_bytecode.programs.capture import (
+    ARG_SIZE,
+    ARGV_MAX,
+    PATH_SIZE,
+    TRUNCATED,
+    UNAVAILABLE_ARGV,
+    UNAVAILABLE_PATH,
+    Capture,
+    ExecStrings,
+)
 from bpf_bytecode.programs.syscall import tail_size
-from bpf_bytecode.programs.vfork import BLOCK, RELEASED, Cause, HeldWhen
+from bpf_bytecode.programs.vfork import BLOCK, PATH_UNAVAILABLE, RELEASED, Cause, HeldWhen
 from kernel_compat import syscall_table
 from rawtrace.errors import RawtraceError
 from rawtrace.events.event import ArgValue, kernel_string
@@ -85,7 +94,7 @@ def _raw_layout(args: tuple[ArgSpec, ...]) -> struct.Struct:
     return struct.Struct("<" + "".join("i4x" if arg.type == "int" else "Q" for arg in args))
 
 
-_STRINGS_HEAD = struct.Struct("<II")  # argc, truncated
+_STRINGS_HEAD = struct.Struct("<II")  # argc, flags
 
 
 def _exec(
@@ -93,25 +102,37 @@ def _exec(
 ) -> Callable[[int, bytes], tuple[ArgValue, ...]]:
     """execve(at)'s values: its raw `args` but pathname, argv and envp, which become the strings
     (envp stays None: environments hold secrets, and rawtrace does not read them), and the
-    truncation marker."""
+    truncation marker. A string whose read faulted is None: unavailable, not empty."""
     raw = _raw_layout(args)
     at = raw.size
 
     def decode(ret: int, tail: bytes) -> tuple[ArgValue, ...]:
-        argc, truncated = _STRINGS_HEAD.unpack_from(tail, at)
-        path = kernel_string(tail[at + 8 : at + 8 + PATH_SIZE])
-        first = at + 8 + PATH_SIZE
-        argv = tuple(
-            kernel_string(tail[first + i * ARG_SIZE : first + (i + 1) * ARG_SIZE])
-            for i in range(min(argc, ARGV_MAX))
-        )
+        argc, flags = _STRINGS_HEAD.unpack_from(tail, at)
         values: list[ArgValue] = list(raw.unpack_from(tail))
-        values[strings.path_arg] = path
-        values[strings.argv_arg] = argv
+        values[strings.path_arg] = _exec_path(tail, at, flags)
+        values[strings.argv_arg] = _exec_argv(tail, at, argc, flags)
         values[strings.argv_arg + 1] = None  # envp
-        return (*values, truncated != 0)
+        return (*values, flags & TRUNCATED != 0)
 
     return decode
+
+
+def _exec_path(tail: bytes, at: int, flags: int) -> str | None:
+    """The pathname of the exec strings block at `at`, None where it could not be read."""
+    if flags & UNAVAILABLE_PATH:
+        return None
+    return kernel_string(tail[at + 8 : at + 8 + PATH_SIZE])
+
+
+def _exec_argv(tail: bytes, at: int, argc: int, flags: int) -> tuple[str, ...] | None:
+    """The argv of the exec strings block at `at`, None where it could not be read."""
+    if flags & UNAVAILABLE_ARGV:
+        return None
+    first = at + 8 + PATH_SIZE
+    return tuple(
+        kernel_string(tail[first + i * ARG_SIZE : first + (i + 1) * ARG_SIZE])
+        for i in range(min(argc, ARGV_MAX))
+    )
 
 
 # rawtrace's own, after a holding call's args: how long the parent was suspended, what
@@ -136,11 +157,12 @@ _BLOCK_HEAD = struct.Struct("<QIi")  # hold_ns, cause, code: BLOCK's fields, the
 def _hold(block: bytes, at: int) -> tuple[ArgValue, ...]:
     """The _HOLD_ARGS from the BLOCK at `at`; all None for a call that held nothing."""
     hold_ns, cause, code = _BLOCK_HEAD.unpack_from(block, at)
-    cause &= ~RELEASED
+    unread = cause & PATH_UNAVAILABLE
+    cause &= ~(RELEASED | PATH_UNAVAILABLE)
     if hold_ns == 0:
         return (None,) * len(_HOLD_ARGS)
     path = None
-    if cause in (Cause.EXECVE, Cause.EXECVEAT):
+    if cause in (Cause.EXECVE, Cause.EXECVEAT) and not unread:
         path = kernel_string(block[at + _BLOCK_HEAD.size : at + BLOCK.size])
     return (
         hold_ns,

@@ -4,6 +4,9 @@ feed serves instead, through the family like any syscall event.
 
     exit    sched:sched_process_exit    process_exit.py
 
+Beside them, the exec events' records take their facts from sched:sched_process_exec
+(exec_facts.py): attach_exec_facts.
+
 The follow filter still finds an exiting process: follow.py forgets a task only when it is
 freed, after its exit.
 """
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from bpf_bytecode.programs.capture import Capture
+from bpf_bytecode.programs.exec_facts import ExecRecord, fix_exec_records
 from bpf_bytecode.programs.filters import Filters
 from bpf_bytecode.programs.output import Output
 from bpf_bytecode.programs.process_exit import (
@@ -33,6 +37,7 @@ from bpf_bytecode.programs.task import TaskLayout
 from kernel_compat import TracepointFormat, read_tracepoint_format
 from rawtrace.attach.tracepoint import attach_tracepoint
 from rawtrace.events.catalogue import EventSpec
+from rawtrace.events.event_programs import EventMaps
 from rawtrace.kernel.bpf import MapType, ProgType
 from rawtrace.kernel.loading import OwnedPrograms, Program
 from rawtrace.kernel.maps import Map
@@ -68,6 +73,28 @@ def attach_tracepoint_fed(
         load = _LOADERS[(category, name)]
         program = load(spec, tracepoint, task, output, filters, resources)
         links.callback(attach_tracepoint(program, tracefs, category, name).close)
+
+
+def attach_exec_facts(
+    maps: Sequence[tuple[EventSpec, EventMaps]],
+    task: TaskLayout | None,
+    tracefs: Path,
+    resources: ExitStack,
+    links: ExitStack,
+) -> None:
+    """Where the trace has exec events (execve, execveat), the program that gives their noted
+    tails the kernel's path, and argv from the new mm (with BTF) where the entry read none."""
+    records = [
+        ExecRecord(event.start_times.fileno(), 8 + 8 * spec.capture.arg_count)
+        for spec, event in maps
+        if spec.capture is not None and spec.capture.strings is not None
+    ]
+    if not records:
+        return
+    filename = read_tracepoint_format(tracefs, "sched", "sched_process_exec").field("filename")
+    code = fix_exec_records(records, filename.offset, task)
+    program = OwnedPrograms("exec_facts", resources).load("fix", ProgType.TRACEPOINT, code)
+    links.callback(attach_tracepoint(program, tracefs, "sched", "sched_process_exec").close)
 
 
 def _process_exit(

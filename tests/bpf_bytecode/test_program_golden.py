@@ -27,6 +27,7 @@ from bpf_bytecode.programs.capture import (
     ExecStrings,
     SyscallArgs,
 )
+from bpf_bytecode.programs.exec_facts import ExecRecord, exec_event, fix_exec_records
 from bpf_bytecode.programs.filters import Filters
 from bpf_bytecode.programs.follow import follow_forks, forget_frees
 from bpf_bytecode.programs.output import Output, PerfOutput, RingbufOutput
@@ -47,6 +48,7 @@ from bpf_bytecode.programs.vfork import (
     HeldWhen,
     Hold,
     VforkMaps,
+    exec_path_from_kernel,
     exec_returned,
     note_child,
     note_signal,
@@ -95,6 +97,9 @@ TASK = TaskLayout(
     task_signal=1848,
     signal_live=4,
     task_start_time=1648,
+    task_mm=1136,
+    mm_arg_start=488,
+    mm_arg_end=496,
 )
 
 # x86_64's pt_regs: di, si, dx, r10, r8, r9; ax holds the return value, orig_ax the number
@@ -280,6 +285,28 @@ CASES: dict[str, Callable[[], list[Item]]] = {
     "vfork_release_at_exit_raw": lambda: release_at_exit(VFORK, raw([231]).match, raw([231]).args),
     "vfork_exec_returned_tp": lambda: exec_returned(VFORK, tracepoint().load_ret),
     "vfork_exec_returned_raw": lambda: exec_returned(VFORK, raw([59, 322]).load_ret),
+    "vfork_exec_path_from_kernel": lambda: exec_path_from_kernel(VFORK, 12),
+    # exec facts on sched_process_exec: the exec events' noted tails, and the event
+    "exec_facts_fix": lambda: fix_exec_records(
+        [ExecRecord(START_TIMES, 32), ExecRecord(START_TIMES, 48)], 8, TASK
+    ),
+    "exec_facts_fix_no_task": lambda: fix_exec_records([ExecRecord(START_TIMES, 32)], 8, None),
+    "exec_event_all_task_ringbuf": lambda: exec_event(
+        filename_loc=8,
+        output=RING,
+        event_id=715,
+        filters=FILTERS["all"],
+        task=TASK,
+        tail=Tail(Capture(strings=ExecStrings(0, 1)), SCRATCH),
+    ),
+    "exec_event_perf": lambda: exec_event(
+        filename_loc=8,
+        output=PERF,
+        event_id=715,
+        filters=FILTERS["none"],
+        task=None,
+        tail=Tail(Capture(strings=ExecStrings(0, 1)), SCRATCH),
+    ),
     # following a process tree
     "follow_forks": lambda: follow_forks(FOLLOWED, 44),
     "forget_frees": lambda: forget_frees(FOLLOWED, 24),

@@ -9,9 +9,15 @@ import struct
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bpf_bytecode.programs.capture import ARG_SIZE, ARGV_MAX, PATH_SIZE
+from bpf_bytecode.programs.capture import (
+    ARG_SIZE,
+    ARGV_MAX,
+    PATH_SIZE,
+    UNAVAILABLE_ARGV,
+    UNAVAILABLE_PATH,
+)
 from bpf_bytecode.programs.record import SYSCALL_RECORD
-from bpf_bytecode.programs.vfork import BLOCK, RELEASE, RELEASED, Cause
+from bpf_bytecode.programs.vfork import BLOCK, PATH_UNAVAILABLE, RELEASE, RELEASED, Cause
 from rawtrace.events.decoding import Decoder
 from rawtrace.events.event import Arg, Event
 from rawtrace.outputs.formats import TableWriter, json_line
@@ -179,3 +185,14 @@ def test_records_of_several_sizes_decode_in_time_order_with_their_tails() -> Non
         "value": ["sh", "-c", "x"],
     }
     assert line["args"][3]["value"] is True
+
+
+def test_strings_whose_read_faulted_are_unavailable_not_empty() -> None:
+    execve = _execve_record(b"", [], UNAVAILABLE_PATH | UNAVAILABLE_ARGV, ts=6_000)
+    held = BLOCK.pack(1_000, RELEASE.pack(Cause.EXECVE | RELEASED | PATH_UNAVAILABLE, 0, b""))
+    vfork, exec_event = Decoder().decode(Batch.of([execve, vfork_record(10, block=held)]))
+    assert (exec_event.arg("pathname"), exec_event.arg("argv")) == (None, None)
+    assert exec_event.arg("truncated") is False
+    assert (vfork.arg("released_by"), vfork.arg("exec_path")) == ("execve", None)
+    line = json.loads(json_line(exec_event))
+    assert [arg["value"] for arg in line["args"]] == [None, None, None, False]
