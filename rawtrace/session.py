@@ -99,7 +99,7 @@ class Session:
                     loader = EventPrograms(
                         spec, event, transport.output, filters, self.task, programs
                     )
-                    attached.append(family.attach_syscall(spec.feed.syscall, loader))
+                    attached.append(family.attach_syscall(spec.syscall_feed.syscall, loader))
                     links.callback(attached[-1].close)
                 self.resources.enter_context(programs.pop_all())
                 links.pop_all()

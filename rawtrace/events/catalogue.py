@@ -51,10 +51,10 @@ class SyscallFeed:
 
 @dataclass(frozen=True)
 class TracepointFeed:
-    """Fed by a kernel tracepoint (tracefs events/<category>/<name>) whatever the attach family,
-    where its program can run: it reads the task through BTF
-    (rawtrace/events/tracepoint_fed.py). Its records' tail decodes with `decode_args`. Without BTF
-    the event's syscall feed serves."""
+    """Fed by a kernel tracepoint (tracefs events/<category>/<name>) whatever the attach family
+    (rawtrace/events/tracepoint_fed.py). Its records' tail decodes with `decode_args`. An event
+    with a syscall feed too takes the tracepoint where its program can read the task (BTF),
+    else the syscall; one without serves from the tracepoint always."""
 
     category: str
     name: str
@@ -66,7 +66,7 @@ class EventSpec:
     name: str
     event_id: int  # Tracee's id; for syscalls it is the x86-64 syscall number
     args: tuple[ArgSpec, ...]
-    feed: SyscallFeed
+    feed: SyscallFeed | None  # None: only its tracepoint feeds it
     # the args' values from the return value and the record's tail (capture.py), which may
     # carry padding after what `capture` wrote
     decode_args: Callable[[int, bytes], tuple[ArgValue, ...]]
@@ -75,6 +75,13 @@ class EventSpec:
     # a call that can hold its parent until the child execs or exits (vfork.py): its tail
     # ends with the hold time and what released the parent
     holds: HeldWhen | None = None
+
+    @property
+    def syscall_feed(self) -> SyscallFeed:
+        """Its syscall feed; a ValueError for an event only a tracepoint feeds."""
+        if self.feed is None:
+            raise ValueError(f"{self.name} has no syscall feed")
+        return self.feed
 
     @property
     def tail_size(self) -> int:
@@ -316,8 +323,57 @@ EXIT = EventSpec(
     tracepoint=TracepointFeed("sched", "sched_process_exit", _wait_status),
 )
 
+# Tracee's sched_process_exec args (pkg/events/core.go), in its order and types; rawtrace reads
+# cmdpath (the kernel's filename: the path as the exec was asked for) and argv, and the others
+# are null (unread), then its own truncated
+_SCHED_EXEC_ARGS = (
+    ArgSpec("cmdpath", "string"),
+    ArgSpec("pathname", "string"),
+    ArgSpec("dev", "uint32"),
+    ArgSpec("inode", "uint64"),
+    ArgSpec("ctime", "uint64"),
+    ArgSpec("inode_mode", "uint16"),
+    ArgSpec("interpreter_pathname", "string"),
+    ArgSpec("interpreter_dev", "uint32"),
+    ArgSpec("interpreter_inode", "uint64"),
+    ArgSpec("interpreter_ctime", "uint64"),
+    ArgSpec("argv", "[]string"),
+    ArgSpec("interp", "string"),
+    ArgSpec("stdin_type", "uint16"),
+    ArgSpec("stdin_path", "string"),
+    ArgSpec("invoked_from_kernel", "bool"),
+    ArgSpec("prev_comm", "string"),
+    ArgSpec("env", "[]string"),
+    ArgSpec("pwd", "string"),
+)
+_SCHED_EXEC_READ = {"cmdpath": 0, "argv": 10}
+
+
+def _sched_exec(ret: int, tail: bytes) -> tuple[ArgValue, ...]:
+    """The exec strings block (capture.py) at the tail's start, as Tracee's args."""
+    argc, flags = _STRINGS_HEAD.unpack_from(tail)
+    values: list[ArgValue] = [None] * len(_SCHED_EXEC_ARGS)
+    values[_SCHED_EXEC_READ["cmdpath"]] = _exec_path(tail, 0, flags)
+    values[_SCHED_EXEC_READ["argv"]] = _exec_argv(tail, 0, argc, flags)
+    return (*values, flags & TRUNCATED != 0)
+
+
+SCHED_PROCESS_EXEC = EventSpec(
+    name="sched_process_exec",
+    event_id=715,  # Tracee's SchedProcessExec (pkg/events/core.go: StartCommonID 700 + 15)
+    args=(*_SCHED_EXEC_ARGS, _TRUNCATED),
+    feed=None,
+    decode_args=_sched_exec,
+    description="a successful exec, in the new program (sched:sched_process_exec): cmdpath "
+    "from the kernel's copy of the filename and, with BTF, argv from the new program's "
+    "argument area; whatever page the caller's strings were in",
+    capture=Capture(strings=ExecStrings(path_arg=0, argv_arg=1)),  # the strings block's size
+    tracepoint=TracepointFeed("sched", "sched_process_exec", _sched_exec),
+)
+
 CATALOGUE: Mapping[str, EventSpec] = {
-    spec.name: spec for spec in (FORK, VFORK, CLONE, CLONE3, EXECVE, EXECVEAT, EXIT)
+    spec.name: spec
+    for spec in (FORK, VFORK, CLONE, CLONE3, EXECVE, EXECVEAT, EXIT, SCHED_PROCESS_EXEC)
 }
 BY_ID: Mapping[int, EventSpec] = {spec.event_id: spec for spec in CATALOGUE.values()}
 

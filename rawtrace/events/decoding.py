@@ -174,9 +174,9 @@ _Feed = tuple[EventSpec, Callable[[int, bytes], tuple[ArgValue, ...]], str]
 def _feed(spec: EventSpec, task_context: bool) -> _Feed:
     """How an event's records decode: its args, and the syscall they come from ("" for a
     tracepoint's)."""
-    if spec.tracepoint is not None and task_context:
+    if spec.tracepoint is not None and (task_context or spec.feed is None):
         return spec, spec.tracepoint.decode_args, ""
-    return spec, spec.decode_args, spec.feed.syscall
+    return spec, spec.decode_args, spec.syscall_feed.syscall
 
 
 def _timestamp(event: Event) -> int:

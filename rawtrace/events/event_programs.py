@@ -71,7 +71,7 @@ def event_maps(
         )
     )
     tail = Tail(spec.capture, scratch.fileno(), hold)
-    if spec.feed.at_entry:
+    if spec.syscall_feed.at_entry:
         return EventMaps(start_times, tail)  # no start to note: the entry sends the record
     value_size = 8 + spec.capture.size
     entries = min(START_TIMES_ENTRIES, max(TAILS_ENTRIES_MIN, TAILS_BUDGET // value_size))
@@ -100,7 +100,7 @@ class EventPrograms(SyscallPrograms):
         task: TaskLayout | None,
         resources: ExitStack,
     ) -> None:
-        super().__init__(spec.name, resources, at_entry=spec.feed.at_entry)
+        super().__init__(spec.name, resources, at_entry=spec.syscall_feed.at_entry)
         self.spec = spec
         self.start_times = maps.start_times
         self.tail = maps.tail
@@ -135,7 +135,7 @@ class EventPrograms(SyscallPrograms):
             start_times_fd=self.start_times.fileno(),
             output=self.output,
             event_id=self.spec.event_id,
-            skip_child_return=self.spec.feed.skip_child_return,
+            skip_child_return=self.spec.syscall_feed.skip_child_return,
             filters=self.filters,
             task=self.task,
             tail=self.tail,

@@ -2,7 +2,8 @@
 their programs read the task through BTF, so where the kernel has none the event's syscall
 feed serves instead, through the family like any syscall event.
 
-    exit    sched:sched_process_exit    process_exit.py
+    exit                  sched:sched_process_exit    process_exit.py     (BTF, else exit_group)
+    sched_process_exec    sched:sched_process_exec    exec_facts.py       (argv needs BTF)
 
 Beside them, the exec events' records take their facts from sched:sched_process_exec
 (exec_facts.py): attach_exec_facts.
@@ -19,13 +20,12 @@ from pathlib import Path
 from typing import Callable
 
 from bpf_bytecode.programs.capture import Capture
-from bpf_bytecode.programs.exec_facts import ExecRecord, fix_exec_records
+from bpf_bytecode.programs.exec_facts import ExecRecord, exec_event, fix_exec_records
 from bpf_bytecode.programs.filters import Filters
 from bpf_bytecode.programs.output import Output
 from bpf_bytecode.programs.process_exit import (
     REPORTED_KEY_SIZE,
     REPORTED_VALUE_SIZE,
-    TAIL_SIZE,
     GroupDeadField,
     LastThread,
     ProcessEnd,
@@ -49,7 +49,12 @@ REPORTED_ENTRIES = 4096
 
 def syscall_fed(specs: Sequence[EventSpec], task: TaskLayout | None) -> list[EventSpec]:
     """The events the syscall family attaches: all but those a tracepoint feeds here."""
-    return [spec for spec in specs if spec.tracepoint is None or task is None]
+    return [spec for spec in specs if spec.feed is not None and not _tracepoint_fed(spec, task)]
+
+
+def _tracepoint_fed(spec: EventSpec, task: TaskLayout | None) -> bool:
+    """A tracepoint feeds the event here: with BTF, or where it has no syscall feed."""
+    return spec.tracepoint is not None and (task is not None or spec.feed is None)
 
 
 def attach_tracepoint_fed(
@@ -61,12 +66,10 @@ def attach_tracepoint_fed(
     resources: ExitStack,
     links: ExitStack,
 ) -> None:
-    """Load and attach the programs of the events a tracepoint feeds (none without BTF):
-    maps and programs owned by `resources`, attachments by `links`."""
-    if task is None:
-        return
+    """Load and attach the programs of the events a tracepoint feeds (without BTF, only those
+    with no syscall feed): maps and programs owned by `resources`, attachments by `links`."""
     for spec in specs:
-        if spec.tracepoint is None:
+        if spec.tracepoint is None or not _tracepoint_fed(spec, task):
             continue
         category, name = spec.tracepoint.category, spec.tracepoint.name
         tracepoint = read_tracepoint_format(tracefs, category, name)
@@ -97,23 +100,30 @@ def attach_exec_facts(
     links.callback(attach_tracepoint(program, tracefs, "sched", "sched_process_exec").close)
 
 
-def _process_exit(
-    spec: EventSpec,
-    tracepoint: TracepointFormat,
-    task: TaskLayout,
-    output: Output,
-    filters: Filters,
-    resources: ExitStack,
-) -> Program:
-    scratch = resources.enter_context(
+def _scratch(spec: EventSpec, resources: ExitStack) -> Map:
+    """The per-CPU array the event's record is built in: the record, then its tail."""
+    return resources.enter_context(
         Map.create(
             MapType.PERCPU_ARRAY,
             key_size=4,
-            value_size=SYSCALL_RECORD.size + TAIL_SIZE,
+            value_size=SYSCALL_RECORD.size + spec.tail_size,
             max_entries=1,
             name=f"{spec.name}_record"[:15],
         )
     )
+
+
+def _process_exit(
+    spec: EventSpec,
+    tracepoint: TracepointFormat,
+    task: TaskLayout | None,
+    output: Output,
+    filters: Filters,
+    resources: ExitStack,
+) -> Program:
+    if task is None:  # _tracepoint_fed: exit has a syscall feed for kernels without BTF
+        raise ValueError("the exit event's tracepoint program needs the BTF task layout")
+    scratch = _scratch(spec, resources)
     end: ProcessEnd
     if "group_dead" in tracepoint.fields:
         end = GroupDeadField(tracepoint.field("group_dead").offset)
@@ -139,5 +149,31 @@ def _process_exit(
     return OwnedPrograms(spec.name, resources).load("process", ProgType.TRACEPOINT, code)
 
 
-_Loader = Callable[[EventSpec, TracepointFormat, TaskLayout, Output, Filters, ExitStack], Program]
-_LOADERS: dict[tuple[str, str], _Loader] = {("sched", "sched_process_exit"): _process_exit}
+def _process_exec(
+    spec: EventSpec,
+    tracepoint: TracepointFormat,
+    task: TaskLayout | None,
+    output: Output,
+    filters: Filters,
+    resources: ExitStack,
+) -> Program:
+    if spec.capture is None:
+        raise ValueError(f"{spec.name} needs a capture: its tail is the exec strings block")
+    code = exec_event(
+        filename_loc=tracepoint.field("filename").offset,
+        output=output,
+        event_id=spec.event_id,
+        filters=filters,
+        task=task,
+        tail=Tail(spec.capture, _scratch(spec, resources).fileno()),
+    )
+    return OwnedPrograms(spec.name, resources).load("exec", ProgType.TRACEPOINT, code)
+
+
+_Loader = Callable[
+    [EventSpec, TracepointFormat, TaskLayout | None, Output, Filters, ExitStack], Program
+]
+_LOADERS: dict[tuple[str, str], _Loader] = {
+    ("sched", "sched_process_exit"): _process_exit,
+    ("sched", "sched_process_exec"): _process_exec,
+}

@@ -4,6 +4,7 @@ every attach family and transport (tests/rawtrace/untouched_exec.c)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -65,3 +66,23 @@ def test_untouched_literal_exec_reports_its_path(
     assert found["vfork"].return_value == child
     assert found["vfork"].arg("released_by") == "execve"
     assert found["vfork"].arg("exec_path") == "/bin/true"
+
+
+def test_sched_process_exec_event_has_the_kernels_path_and_argv(untouched_exec: Path) -> None:
+    with rawtrace.trace("sched_process_exec") as tracer:
+        _, child = _run(untouched_exec)
+        found = _collect(tracer, {"sched_process_exec": child})
+    event = found["sched_process_exec"]
+    assert (event.event_id, event.syscall, event.return_value) == (715, "", 0)
+    assert event.arg("cmdpath") == "/bin/true"
+    assert event.arg("argv") == ("true", "untouched-arg")
+    assert (event.arg("pathname"), event.arg("truncated")) == (None, False)
+    assert event.process_name == "true"
+
+
+def test_sched_process_exec_honours_the_pid_filter(untouched_exec: Path) -> None:
+    # a pid that is not the workload's: its exec is not sent
+    with rawtrace.trace("sched_process_exec", pid=os.getpid()) as tracer:
+        _, child = _run(untouched_exec)
+        found = _collect(tracer, {"sched_process_exec": child})
+    assert found == {}
