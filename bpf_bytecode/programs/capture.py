@@ -6,6 +6,10 @@ load_args copies the first few onto the stack as u64s. A Capture then writes the
 the bytes its record carries after the fixed context (record.py):
 
     raw args     arg_count u64s, in the syscall's order
+    first_u64    (where the event asks) the u64 the first arg points to: clone3's
+                 cl_args->flags, read at entry
+        +0     u64    the value, 0 where the read faulted
+        +8     u64    1: read, 0: unavailable
     exec strings (where the event has them)
         +0     u32    argc: how many argv strings follow
         +4     u32    flags: TRUNCATED_PATH | TRUNCATED_ARG | TRUNCATED_ARGV, and
@@ -36,6 +40,7 @@ from bpf_bytecode.asm import (
     mov64_reg,
     or64_imm,
     stack_addr,
+    stdw,
     stw,
     stxdw,
     stxw,
@@ -126,16 +131,26 @@ class CaptureFrame:
     at: int
 
 
+FIRST_U64_SIZE = 16  # the value, then whether it was read
+
+
 @dataclass(frozen=True)
 class Capture:
-    """An event's tail: `arg_count` raw args, then, with `strings`, execve's strings."""
+    """An event's tail: `arg_count` raw args, with `first_u64` the u64 the first arg points
+    to, then, with `strings`, execve's strings."""
 
     arg_count: int = 0
     strings: ExecStrings | None = None
+    first_u64: bool = False
+
+    @property
+    def strings_at(self) -> int:
+        """Where the strings (or what would follow the args) start in the tail."""
+        return 8 * self.arg_count + (FIRST_U64_SIZE if self.first_u64 else 0)
 
     @property
     def size(self) -> int:
-        return 8 * self.arg_count + (STRINGS_SIZE if self.strings else 0)
+        return self.strings_at + (STRINGS_SIZE if self.strings else 0)
 
     def build(self, frame: CaptureFrame) -> list[Item]:
         """Write the tail. Clobbers r0-r5; `frame.out` must be one of r6-r9."""
@@ -145,9 +160,29 @@ class Capture:
                 ldxdw(R1, R10, frame.args.at(8 * i)),
                 stxdw(frame.out, frame.at + 8 * i, R1),
             ]
+        if self.first_u64:
+            code += _first_u64(frame, frame.at + 8 * self.arg_count)
         if self.strings is not None:
-            code += _exec_strings(self.strings, frame, frame.at + 8 * self.arg_count)
+            code += _exec_strings(self.strings, frame, frame.at + self.strings_at)
         return code
+
+
+def _first_u64(frame: CaptureFrame, at: int) -> list[Item]:
+    """out + at = the u64 at the user address in the first arg, then 1 if it was read."""
+    return scoped(
+        "first_u64",
+        [
+            stdw(frame.out, at + 8, 0),
+            mov64_reg(R1, frame.out),
+            add64_imm(R1, at),
+            mov64_imm(R2, 8),
+            ldxdw(R3, R10, frame.args.at(0)),
+            call(Helper.PROBE_READ_USER),  # zeroes the value on a fault
+            jne_imm(R0, 0, "unread"),
+            stdw(frame.out, at + 8, 1),
+            label("unread"),
+        ],
+    )
 
 
 def set_flag(out: Reg, flags: int, flag: int) -> list[Item]:

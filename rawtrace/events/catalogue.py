@@ -184,13 +184,24 @@ def _vfork(ret: int, tail: bytes) -> tuple[ArgValue, ...]:
     return (ret if ret > 0 else 0, *_hold(tail, 0))
 
 
-def _clone(args: tuple[ArgSpec, ...]) -> Callable[[int, bytes], tuple[ArgValue, ...]]:
-    """clone(3)'s raw args, whether it held its parent (CLONE_VFORK), and the hold."""
+_FIRST_U64 = struct.Struct("<QQ")  # capture.py's first_u64: the value, whether it was read
+
+
+def _clone(
+    args: tuple[ArgSpec, ...], first_u64: bool = False
+) -> Callable[[int, bytes], tuple[ArgValue, ...]]:
+    """clone(3)'s raw args, with `first_u64` the u64 its first arg points to (clone3's flags,
+    None where unread), whether it held its parent (CLONE_VFORK), and the hold."""
     layout = _raw_layout(args)
+    hold_at = layout.size + (_FIRST_U64.size if first_u64 else 0)
 
     def decode(ret: int, tail: bytes) -> tuple[ArgValue, ...]:
-        hold = _hold(tail, layout.size)
-        return (*layout.unpack_from(tail), hold[0] is not None, *hold)
+        hold = _hold(tail, hold_at)
+        pointed: tuple[ArgValue, ...] = ()
+        if first_u64:
+            value, read = _FIRST_U64.unpack_from(tail, layout.size)
+            pointed = (value if read else None,)
+        return (*layout.unpack_from(tail), *pointed, hold[0] is not None, *hold)
 
     return decode
 
@@ -219,6 +230,9 @@ _EXECVEAT_ARGS = (
     ArgSpec("flags", "int"),
 )
 _CLONE3_ARGS = (ArgSpec("cl_args", "struct clone_args*"), ArgSpec("size", "size_t"))
+# rawtrace's own: cl_args->flags, read at entry, so that a thread (CLONE_THREAD) can be told
+# from a process; null where it could not be read
+_CLONE3_FLAGS = ArgSpec("flags", "u64")
 # rawtrace's own: the call had CLONE_VFORK, so the hold args that follow apply
 _VFORK_FLAG = ArgSpec("vfork", "bool")
 # Tracee's sched_process_exit args, and rawtrace's own core_dumped
@@ -277,12 +291,13 @@ CLONE = EventSpec(
 CLONE3 = EventSpec(
     name="clone3",
     event_id=_TRACEE_IDS.number("clone3"),
-    args=(*_CLONE3_ARGS, _VFORK_FLAG, *_HOLD_ARGS),
+    args=(*_CLONE3_ARGS, _CLONE3_FLAGS, _VFORK_FLAG, *_HOLD_ARGS),
     feed=SyscallFeed("clone3", skip_child_return=True),
-    decode_args=_clone(_CLONE3_ARGS),
-    description="clone3(): the parent's return; the child's tid is the return value; with "
-    "CLONE_VFORK (posix_spawn) also vfork's hold time and release",
-    capture=Capture(arg_count=2),
+    decode_args=_clone(_CLONE3_ARGS, first_u64=True),
+    description="clone3(): the parent's return; the child's tid is the return value; its "
+    "cl_args->flags (CLONE_THREAD: a thread); with CLONE_VFORK (posix_spawn) also vfork's "
+    "hold time and release",
+    capture=Capture(arg_count=2, first_u64=True),
     holds=HeldWhen.CLONE_ARGS,
 )
 EXECVE = EventSpec(

@@ -88,7 +88,7 @@ def attach_exec_facts(
     """Where the trace has exec events (execve, execveat), the program that gives their noted
     tails the kernel's path, and argv from the new mm (with BTF) where the entry read none."""
     records = [
-        ExecRecord(event.start_times.fileno(), 8 + 8 * spec.capture.arg_count)
+        ExecRecord(event.start_times.fileno(), 8 + spec.capture.strings_at)
         for spec, event in maps
         if spec.capture is not None and spec.capture.strings is not None
     ]

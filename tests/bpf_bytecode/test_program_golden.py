@@ -141,7 +141,7 @@ EVENTS_CATALOGUE: dict[str, tuple[int, Capture | None, HeldWhen | None, bool]] =
     "vfork": (58, Capture(), HeldWhen.ALWAYS, True),
     "fork": (57, None, None, True),
     "clone": (56, Capture(arg_count=5), HeldWhen.CLONE_FLAGS, True),
-    "clone3": (435, Capture(arg_count=2), HeldWhen.CLONE_ARGS, True),
+    "clone3": (435, Capture(arg_count=2, first_u64=True), HeldWhen.CLONE_ARGS, True),
     "execve": (59, Capture(arg_count=3, strings=ExecStrings(0, 1)), None, False),
     "execveat": (322, Capture(arg_count=5, strings=ExecStrings(1, 2)), None, False),
 }
