@@ -204,6 +204,9 @@ class Tracer:
             events += self._stalls.check()
         # Each CPU has its own ring: merge them into the order the events happened.
         events.sort(key=_timestamp)
+        hidden = self.plan.hidden
+        if hidden:
+            events = [event for event in events if event.event_name not in hidden]
         user_filter = self._session.user_filter
         return user_filter(events) if user_filter.kinds else events
 

@@ -26,7 +26,6 @@ from rawtrace.cli.held_command import HeldCommand
 from rawtrace.errors import RawtraceError, VerifierError
 from rawtrace.events.catalogue import CATALOGUE, lookup
 from rawtrace.events.event import Event
-from rawtrace.events.stalls import STALL_ARGS, STALL_DESCRIPTION, STALL_EVENT_ID, STALL_EVENT_NAME
 from rawtrace.filters.kinds import KINDS
 from rawtrace.outputs.formats import JsonWriter, TableWriter
 from rawtrace.outputs.process_tree import ProcessTree, with_summary_events
@@ -137,8 +136,6 @@ def _event_list() -> str:
     for spec in CATALOGUE.values():
         args = ", ".join(f"{arg.type} {arg.name}" for arg in spec.args)
         lines += [f"{spec.name} ({spec.event_id}): {args or 'no args'}", f"    {spec.description}"]
-    args = ", ".join(f"{arg.type} {arg.name}" for arg in STALL_ARGS)
-    lines += [f"{STALL_EVENT_NAME} ({STALL_EVENT_ID}): {args}", f"    {STALL_DESCRIPTION}"]
     return "\n".join(lines) + "\n"
 
 
@@ -192,7 +189,6 @@ def _run_trace(args: argparse.Namespace, out: TextIO) -> int:
         print(warning, file=sys.stderr)
     stop = _StopSignal()
     shown = [spec.name for spec in lookup(args.events)]
-    printed = [*shown, STALL_EVENT_NAME]  # --summary's own events are not printed
     tree = ProcessTree() if args.summary else None
     written = 0
     plan = TracePlan.build(
@@ -206,6 +202,8 @@ def _run_trace(args: argparse.Namespace, out: TextIO) -> int:
         attach=args.attach,
         **{kind.name: getattr(args, kind.name) for kind in KINDS},
     )
+    # --summary's own events are not printed; the plan's user-space ones (the stall alarm's) are
+    printed = [*shown, *(spec.name for spec in plan.events if not spec.in_kernel)]
     with contextlib.ExitStack() as stack:
         # Events own standard output unless they go to a file: COMMAND writes to stderr then.
         command = None

@@ -62,11 +62,17 @@ class TracepointFeed:
 
 
 @dataclass(frozen=True)
+class StallFeed:
+    """Fed in user space by the stall alarm (rawtrace/events/stalls.py), which scans the vfork
+    holds map that the holding calls' programs fill: tracing it traces them too."""
+
+
+@dataclass(frozen=True)
 class EventSpec:
     name: str
     event_id: int  # Tracee's id; for syscalls it is the x86-64 syscall number
     args: tuple[ArgSpec, ...]
-    feed: SyscallFeed | None  # None: only its tracepoint feeds it
+    feed: SyscallFeed | StallFeed | None  # None: only its tracepoint feeds it
     # the args' values from the return value and the record's tail (capture.py), which may
     # carry padding after what `capture` wrote
     decode_args: Callable[[int, bytes], tuple[ArgValue, ...]]
@@ -79,9 +85,14 @@ class EventSpec:
     @property
     def syscall_feed(self) -> SyscallFeed:
         """Its syscall feed; a ValueError for an event only a tracepoint feeds."""
-        if self.feed is None:
+        if not isinstance(self.feed, SyscallFeed):
             raise ValueError(f"{self.name} has no syscall feed")
         return self.feed
+
+    @property
+    def in_kernel(self) -> bool:
+        """Its records come from the kernel's programs (not from user space's stall alarm)."""
+        return not isinstance(self.feed, StallFeed)
 
     @property
     def tail_size(self) -> int:
@@ -386,9 +397,31 @@ SCHED_PROCESS_EXEC = EventSpec(
     tracepoint=TracepointFeed("sched", "sched_process_exec", _sched_exec),
 )
 
+VFORK_STALL = EventSpec(
+    name="vfork_stall",
+    event_id=50_058,  # rawtrace's own: Tracee has none like it; above Tracee's ranges
+    args=(ArgSpec("pid", "pid_t"), ArgSpec("held_ns", "u64"), ArgSpec("threshold_ns", "u64")),
+    feed=StallFeed(),
+    decode_args=_no_args,  # no record: the alarm builds the event
+    description="a vfork (or CLONE_VFORK clone) whose child has held its parent --stall-ms N "
+    "ms (default 1000) without exec or exit, reported while it still does; pid: the child "
+    "(0: not seen yet); tracing it traces the holding calls",
+)
+HOLDING_CALLS = (VFORK, CLONE, CLONE3)  # what the stall alarm watches
+
 CATALOGUE: Mapping[str, EventSpec] = {
     spec.name: spec
-    for spec in (FORK, VFORK, CLONE, CLONE3, EXECVE, EXECVEAT, EXIT, SCHED_PROCESS_EXEC)
+    for spec in (
+        FORK,
+        VFORK,
+        CLONE,
+        CLONE3,
+        EXECVE,
+        EXECVEAT,
+        EXIT,
+        SCHED_PROCESS_EXEC,
+        VFORK_STALL,
+    )
 }
 BY_ID: Mapping[int, EventSpec] = {spec.event_id: spec for spec in CATALOGUE.values()}
 

@@ -47,7 +47,11 @@ class Decoder:
         self._unpackers: dict[int, struct.Struct] = {}  # record stride -> its layout
         # Without BTF the events that a tracepoint feeds come from their syscall feed instead
         # (see EventSpec.tracepoint), and decode as that feed's records.
-        self._feeds = {event_id: _feed(spec, task_context) for event_id, spec in BY_ID.items()}
+        self._feeds = {
+            event_id: _feed(spec, task_context)
+            for event_id, spec in BY_ID.items()
+            if spec.in_kernel
+        }
         self._containers: dict[int, str] = {}  # cgroup id -> container id, "" for none
         self._walked = False  # the cgroups were walked for this batch
 

@@ -36,7 +36,7 @@ from bpf_bytecode.programs.syscall import Tail
 from bpf_bytecode.programs.task import TaskLayout
 from kernel_compat import TracepointFormat, read_tracepoint_format
 from rawtrace.attach.tracepoint import attach_tracepoint
-from rawtrace.events.catalogue import EventSpec
+from rawtrace.events.catalogue import EventSpec, SyscallFeed
 from rawtrace.events.event_programs import EventMaps
 from rawtrace.kernel.bpf import MapType, ProgType
 from rawtrace.kernel.loading import OwnedPrograms, Program
@@ -49,7 +49,11 @@ REPORTED_ENTRIES = 4096
 
 def syscall_fed(specs: Sequence[EventSpec], task: TaskLayout | None) -> list[EventSpec]:
     """The events the syscall family attaches: all but those a tracepoint feeds here."""
-    return [spec for spec in specs if spec.feed is not None and not _tracepoint_fed(spec, task)]
+    return [
+        spec
+        for spec in specs
+        if isinstance(spec.feed, SyscallFeed) and not _tracepoint_fed(spec, task)
+    ]
 
 
 def _tracepoint_fed(spec: EventSpec, task: TaskLayout | None) -> bool:
