@@ -16,7 +16,8 @@ from bpf_bytecode.programs.filters import Filters
 from rawtrace.attach.ladder import AUTO as AUTO_ATTACH
 from rawtrace.attach.ladder import rungs
 from rawtrace.errors import RawtraceError
-from rawtrace.events.catalogue import HOLDING_CALLS, VFORK_STALL, EventSpec, lookup
+from rawtrace.events.catalogue import HOLDING_CALLS, VFORK_STALL, lookup
+from rawtrace.events.declaring import EventSpec
 from rawtrace.filters.kinds import FilterValues, build_filters
 from rawtrace.filters.placing import AUTO as AUTO_FILTERS
 from rawtrace.filters.placing import check_mode

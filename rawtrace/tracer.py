@@ -18,7 +18,7 @@ from typing import Any, Callable
 from bpf_bytecode.programs.filters import Filters
 from rawtrace.attach.ladder import Choice
 from rawtrace.errors import RawtraceError
-from rawtrace.events.catalogue import EventSpec
+from rawtrace.events.declaring import EventSpec
 from rawtrace.events.decoding import Decoder
 from rawtrace.events.event import Event
 from rawtrace.events.stalls import StallAlarm

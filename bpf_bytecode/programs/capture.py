@@ -6,11 +6,15 @@ load_args copies the first few onto the stack as u64s. A Capture then writes the
 the bytes its record carries after the fixed context (record.py):
 
     raw args     arg_count u64s, in the syscall's order
-    first_u64    (where the event asks) the u64 the first arg points to: clone3's
-                 cl_args->flags, read at entry
+    then the Capture's fields, in order:
+    FirstU64     the u64 the first arg points to: clone3's cl_args->flags, read at entry
         +0     u64    the value, 0 where the read faulted
         +8     u64    1: read, 0: unavailable
-    exec strings (where the event has them)
+    UserString   a string arg
+        +0     u32    flags: TRUNCATED_PATH, UNAVAILABLE_PATH
+        +4     u32    0
+        +8     length bytes, NUL-terminated
+    ExecStrings  execve's strings
         +0     u32    argc: how many argv strings follow
         +4     u32    flags: TRUNCATED_PATH | TRUNCATED_ARG | TRUNCATED_ARGV, and
                       UNAVAILABLE_PATH | UNAVAILABLE_ARGV where a read faulted
@@ -112,14 +116,6 @@ def load_args(where: SyscallArgs, count: int, dst: Slot) -> list[Item]:
 
 
 @dataclass(frozen=True)
-class ExecStrings:
-    """Which args are execve's pathname and argv."""
-
-    path_arg: int
-    argv_arg: int
-
-
-@dataclass(frozen=True)
 class CaptureFrame:
     """Where a capture finds and puts things: the args in slot `args` (u64s), two 8-byte stack
     slots of its own (`slot`, `byte`), and the tail at `out` + at."""
@@ -135,22 +131,89 @@ FIRST_U64_SIZE = 16  # the value, then whether it was read
 
 
 @dataclass(frozen=True)
-class Capture:
-    """An event's tail: `arg_count` raw args, with `first_u64` the u64 the first arg points
-    to, then, with `strings`, execve's strings."""
-
-    arg_count: int = 0
-    strings: ExecStrings | None = None
-    first_u64: bool = False
-
-    @property
-    def strings_at(self) -> int:
-        """Where the strings (or what would follow the args) start in the tail."""
-        return 8 * self.arg_count + (FIRST_U64_SIZE if self.first_u64 else 0)
+class FirstU64:
+    """The u64 the first arg points to (clone3's cl_args->flags): FIRST_U64_SIZE bytes."""
 
     @property
     def size(self) -> int:
-        return self.strings_at + (STRINGS_SIZE if self.strings else 0)
+        return FIRST_U64_SIZE
+
+    def build(self, frame: CaptureFrame, at: int) -> list[Item]:
+        """out + at = the u64 at the user address in the first arg, then 1 if it was read."""
+        return scoped(
+            "first_u64",
+            [
+                stdw(frame.out, at + 8, 0),
+                mov64_reg(R1, frame.out),
+                add64_imm(R1, at),
+                mov64_imm(R2, 8),
+                ldxdw(R3, R10, frame.args.at(0)),
+                call(Helper.PROBE_READ_USER),  # zeroes the value on a fault
+                jne_imm(R0, 0, "unread"),
+                stdw(frame.out, at + 8, 1),
+                label("unread"),
+            ],
+        )
+
+
+@dataclass(frozen=True)
+class ExecStrings:
+    """execve's pathname and argv, from the args `path_arg` and `argv_arg`: the block of
+    STRINGS_SIZE bytes drawn above."""
+
+    path_arg: int
+    argv_arg: int
+
+    @property
+    def size(self) -> int:
+        return STRINGS_SIZE
+
+    def build(self, frame: CaptureFrame, at: int) -> list[Item]:
+        return _exec_strings(self, frame, at)
+
+
+@dataclass(frozen=True)
+class UserString:
+    """The user string arg `arg` points to: u32 flags (TRUNCATED_PATH, UNAVAILABLE_PATH),
+    u32 0, then `length` bytes with its NUL."""
+
+    arg: int
+    length: int
+
+    @property
+    def size(self) -> int:
+        return 8 + self.length
+
+    def build(self, frame: CaptureFrame, at: int) -> list[Item]:
+        src = frame.args.part(f"string{self.arg}", 8 * self.arg, 8)
+        return [
+            stdw(frame.out, at, 0),
+            *_read_str(frame, at + 8, self.length, src, at, _PATH_FLAGS, f"string{self.arg}"),
+        ]
+
+
+CaptureField = Union[FirstU64, ExecStrings, UserString]
+
+
+@dataclass(frozen=True)
+class Capture:
+    """An event's tail: `arg_count` raw args, then `fields` in order."""
+
+    arg_count: int = 0
+    fields: tuple[CaptureField, ...] = ()
+
+    @property
+    def size(self) -> int:
+        return 8 * self.arg_count + sum(field.size for field in self.fields)
+
+    def offset_of(self, kind: type[CaptureField]) -> int | None:
+        """Where the first field of `kind` lies in the tail; None without one."""
+        at = 8 * self.arg_count
+        for field in self.fields:
+            if isinstance(field, kind):
+                return at
+            at += field.size
+        return None
 
     def build(self, frame: CaptureFrame) -> list[Item]:
         """Write the tail. Clobbers r0-r5; `frame.out` must be one of r6-r9."""
@@ -160,29 +223,11 @@ class Capture:
                 ldxdw(R1, R10, frame.args.at(8 * i)),
                 stxdw(frame.out, frame.at + 8 * i, R1),
             ]
-        if self.first_u64:
-            code += _first_u64(frame, frame.at + 8 * self.arg_count)
-        if self.strings is not None:
-            code += _exec_strings(self.strings, frame, frame.at + self.strings_at)
+        at = frame.at + 8 * self.arg_count
+        for field in self.fields:
+            code += field.build(frame, at)
+            at += field.size
         return code
-
-
-def _first_u64(frame: CaptureFrame, at: int) -> list[Item]:
-    """out + at = the u64 at the user address in the first arg, then 1 if it was read."""
-    return scoped(
-        "first_u64",
-        [
-            stdw(frame.out, at + 8, 0),
-            mov64_reg(R1, frame.out),
-            add64_imm(R1, at),
-            mov64_imm(R2, 8),
-            ldxdw(R3, R10, frame.args.at(0)),
-            call(Helper.PROBE_READ_USER),  # zeroes the value on a fault
-            jne_imm(R0, 0, "unread"),
-            stdw(frame.out, at + 8, 1),
-            label("unread"),
-        ],
-    )
 
 
 def set_flag(out: Reg, flags: int, flag: int) -> list[Item]:

@@ -23,7 +23,8 @@ from typing import Any, Callable
 from bpf_bytecode.programs.record import SYSCALL_RECORD
 from kernel_compat import FeatureMissing, KernelFactError
 from kernel_compat.system.cgroups import container_ids
-from rawtrace.events.catalogue import BY_ID, EventSpec
+from rawtrace.events.catalogue import BY_ID
+from rawtrace.events.declaring import EventSpec
 from rawtrace.events.event import Arg, ArgValue, Event, kernel_string
 from rawtrace.transports.batch import Batch
 
@@ -179,7 +180,7 @@ def _feed(spec: EventSpec, task_context: bool) -> _Feed:
     """How an event's records decode: its args, and the syscall they come from ("" for a
     tracepoint's)."""
     if spec.tracepoint is not None and (task_context or spec.feed is None):
-        return spec, spec.tracepoint.decode_args, ""
+        return spec, spec.tracepoint_decode_args, ""
     return spec, spec.decode_args, spec.syscall_feed.syscall
 
 

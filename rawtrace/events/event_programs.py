@@ -17,7 +17,7 @@ from bpf_bytecode.programs.syscall import Tail, syscall_enter, syscall_entry_eve
 from bpf_bytecode.programs.task import TaskLayout
 from bpf_bytecode.programs.vfork import Hold, VforkMaps
 from rawtrace.attach import SyscallPrograms
-from rawtrace.events.catalogue import EventSpec
+from rawtrace.events.declaring import EventSpec
 from rawtrace.kernel.bpf import MapType
 from rawtrace.kernel.maps import Map
 

@@ -19,7 +19,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Callable
 
-from bpf_bytecode.programs.capture import Capture
+from bpf_bytecode.programs.capture import Capture, ExecStrings
 from bpf_bytecode.programs.exec_facts import ExecRecord, exec_event, fix_exec_records
 from bpf_bytecode.programs.filters import Filters
 from bpf_bytecode.programs.output import Output
@@ -36,7 +36,7 @@ from bpf_bytecode.programs.syscall import Tail
 from bpf_bytecode.programs.task import TaskLayout
 from kernel_compat import TracepointFormat, read_tracepoint_format
 from rawtrace.attach.tracepoint import attach_tracepoint
-from rawtrace.events.catalogue import EventSpec, SyscallFeed
+from rawtrace.events.declaring import EventSpec, SyscallFeed
 from rawtrace.events.event_programs import EventMaps
 from rawtrace.kernel.bpf import MapType, ProgType
 from rawtrace.kernel.loading import OwnedPrograms, Program
@@ -92,9 +92,9 @@ def attach_exec_facts(
     """Where the trace has exec events (execve, execveat), the program that gives their noted
     tails the kernel's path, and argv from the new mm (with BTF) where the entry read none."""
     records = [
-        ExecRecord(event.start_times.fileno(), 8 + spec.capture.strings_at)
+        ExecRecord(event.start_times.fileno(), 8 + at)
         for spec, event in maps
-        if spec.capture is not None and spec.capture.strings is not None
+        if spec.capture is not None and (at := spec.capture.offset_of(ExecStrings)) is not None
     ]
     if not records:
         return

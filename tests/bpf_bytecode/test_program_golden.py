@@ -25,7 +25,9 @@ from bpf_bytecode.programs.capture import (
     ArgsInUserRegs,
     Capture,
     ExecStrings,
+    FirstU64,
     SyscallArgs,
+    UserString,
 )
 from bpf_bytecode.programs.exec_facts import ExecRecord, exec_event, fix_exec_records
 from bpf_bytecode.programs.filters import Filters
@@ -141,9 +143,9 @@ EVENTS_CATALOGUE: dict[str, tuple[int, Capture | None, HeldWhen | None, bool]] =
     "vfork": (58, Capture(), HeldWhen.ALWAYS, True),
     "fork": (57, None, None, True),
     "clone": (56, Capture(arg_count=5), HeldWhen.CLONE_FLAGS, True),
-    "clone3": (435, Capture(arg_count=2, first_u64=True), HeldWhen.CLONE_ARGS, True),
-    "execve": (59, Capture(arg_count=3, strings=ExecStrings(0, 1)), None, False),
-    "execveat": (322, Capture(arg_count=5, strings=ExecStrings(1, 2)), None, False),
+    "clone3": (435, Capture(arg_count=2, fields=(FirstU64(),)), HeldWhen.CLONE_ARGS, True),
+    "execve": (59, Capture(arg_count=3, fields=(ExecStrings(0, 1),)), None, False),
+    "execveat": (322, Capture(arg_count=5, fields=(ExecStrings(1, 2),)), None, False),
 }
 
 
@@ -249,6 +251,12 @@ CASES: dict[str, Callable[[], list[Item]]] = {
         for event in ("vfork", "clone", "clone3", "execve", "execveat")
     },
     "clone_enter_tp_no_hold": lambda: enter("clone", tracepoint(), with_hold=False),
+    # a declared event's string arg (rawtrace.syscall_event: an int, then a const char*)
+    "int_and_string_enter_tp": lambda: syscall_enter(
+        start_times_fd=START_TIMES,
+        args=tracepoint().args,
+        tail=Tail(Capture(arg_count=2, fields=(UserString(1, 256),)), SCRATCH),
+    ),
     "clone_exit_tp_no_hold": lambda: leave("clone", tracepoint(), with_hold=False),
     "vfork_enter_tp_comms": lambda: enter("vfork", tracepoint(), "comms"),
     "vfork_enter_tp_all": lambda: enter("vfork", tracepoint(), "all"),
@@ -297,7 +305,7 @@ CASES: dict[str, Callable[[], list[Item]]] = {
         event_id=715,
         filters=FILTERS["all"],
         task=TASK,
-        tail=Tail(Capture(strings=ExecStrings(0, 1)), SCRATCH),
+        tail=Tail(Capture(fields=(ExecStrings(0, 1),)), SCRATCH),
     ),
     "exec_event_perf": lambda: exec_event(
         filename_loc=8,
@@ -305,7 +313,7 @@ CASES: dict[str, Callable[[], list[Item]]] = {
         event_id=715,
         filters=FILTERS["none"],
         task=None,
-        tail=Tail(Capture(strings=ExecStrings(0, 1)), SCRATCH),
+        tail=Tail(Capture(fields=(ExecStrings(0, 1),)), SCRATCH),
     ),
     # following a process tree
     "follow_forks": lambda: follow_forks(FOLLOWED, 44),

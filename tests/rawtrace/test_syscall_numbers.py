@@ -4,7 +4,8 @@ the numbers its FFI calls, and Tracee's event ids (the x86_64 numbers, whatever 
 from __future__ import annotations
 
 from kernel_compat import syscall_number, syscall_table
-from rawtrace.events.catalogue import CATALOGUE, EXIT, SyscallFeed
+from rawtrace.events.catalogue import CATALOGUE, EXIT
+from rawtrace.events.declaring import SyscallFeed
 from rawtrace.kernel import ffi
 
 
