@@ -7,6 +7,7 @@
 """
 
 from rawtrace.errors import KernelFeatureMissing, PermissionMissing, RawtraceError, VerifierError
+from rawtrace.events.declaring import EventSpec, syscall_event
 from rawtrace.events.event import Arg, Event
 from rawtrace.outputs.process_tree import ProcessTree
 from rawtrace.tracer import Tracer, TraceStats, trace
@@ -16,6 +17,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Arg",
     "Event",
+    "EventSpec",
     "KernelFeatureMissing",
     "PermissionMissing",
     "ProcessTree",
@@ -24,5 +26,6 @@ __all__ = [
     "Tracer",
     "VerifierError",
     "__version__",
+    "syscall_event",
     "trace",
 ]

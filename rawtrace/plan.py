@@ -50,7 +50,7 @@ class TracePlan:
     @classmethod
     def build(
         cls,
-        events: str | Sequence[str] = "vfork",
+        events: str | EventSpec | Sequence[str | EventSpec] = "vfork",
         *,
         follow: int | None = None,
         stall_ms: float | None = None,
@@ -60,10 +60,12 @@ class TracePlan:
         filters_in: str = AUTO_FILTERS,
         **filters: FilterValues,
     ) -> TracePlan:
-        """Check every option; `filters` are the kinds of rawtrace.filters.kinds (pid, tid,
+        """Check every option; `events` are names of the catalogue's events (a list, or one
+        comma-separated string) or declarations (rawtrace.syscall_event, ...); `filters` are
+        the kinds of rawtrace.filters.kinds (pid, tid,
         uid, comm, cgroup, container), each one value or several. Raises RawtraceError naming
         the option and what it accepts."""
-        specs = tuple(lookup(events if isinstance(events, str) else list(events)))
+        specs = _resolve(events)
         rungs(attach)  # an unknown mode fails here, before anything is made
         if transport not in TRANSPORTS:
             raise RawtraceError(
@@ -92,3 +94,23 @@ class TracePlan:
     def holds(self) -> bool:
         """Whether an event of the plan can hold its parent (vfork, clone, clone3)."""
         return any(spec.holds is not None for spec in self.events)
+
+
+def _resolve(events: str | EventSpec | Sequence[str | EventSpec]) -> tuple[EventSpec, ...]:
+    """The declarations of `events`, each once; two that share an id are refused: their records
+    could not be told apart."""
+    items = [events] if isinstance(events, (str, EventSpec)) else list(events)
+    specs: list[EventSpec] = []
+    for item in items:
+        for spec in [item] if isinstance(item, EventSpec) else lookup(item):
+            if spec not in specs:
+                specs.append(spec)
+    by_id: dict[int, str] = {}
+    for spec in specs:
+        other = by_id.setdefault(spec.event_id, spec.name)
+        if other != spec.name:
+            raise RawtraceError(
+                f"events {other!r} and {spec.name!r} share the id {spec.event_id}",
+                "trace one of them (a declaration takes its syscall's id)",
+            )
+    return tuple(specs)

@@ -49,7 +49,8 @@ class Tracer:
     Iterate it (`for`, `async for`), call read(timeout), or run() with on_event (each event) or
     on_batch (each read's events) and on_lost callbacks; fileno() nests it in an event loop.
 
-    `plan` is a TracePlan, or event names with the options of TracePlan.build: the filters
+    `plan` is a TracePlan, or events (names, or declarations such as rawtrace.syscall_event's)
+    with the options of TracePlan.build: the filters
     `pid`, `tid`, `uid`, `comm`, `cgroup` (a path or an id) and `container` (an id prefix),
     each one value or several (any matches), kinds combined (all must match), compiled into
     the programs; `follow` (a process and every descendant it creates after the start);
@@ -65,7 +66,7 @@ class Tracer:
 
     def __init__(
         self,
-        plan: TracePlan | str | Sequence[str] = "vfork",
+        plan: TracePlan | str | EventSpec | Sequence[str | EventSpec] = "vfork",
         *,
         on_event: Callable[[Event], object] | None = None,
         on_batch: Callable[[list[Event]], object] | None = None,
@@ -119,7 +120,7 @@ class Tracer:
         """Load and attach everything; on any failure, release what was made and raise."""
         try:
             self._reader = self._session.open()
-            self._decoder = Decoder(task_context=self._session.task is not None)
+            self._decoder = Decoder(self._session.task is not None, self.plan.events)
             watch, stall_ms = self._session.watch, self.plan.stall_ms
             if watch is not None and stall_ms is not None:
                 self._stalls = StallAlarm(watch, stall_ms, self._decoder.monotonic_to_wall)

@@ -36,9 +36,12 @@ Record = tuple[Any, ...]  # SYSCALL_RECORD's fields, then the bytes after them
 
 
 class Decoder:
-    """Decodes records of one trace. Kernel times (CLOCK_MONOTONIC) become wall-clock times."""
+    """Decodes records of one trace's `events` (by default the catalogue's). Kernel times
+    (CLOCK_MONOTONIC) become wall-clock times."""
 
-    def __init__(self, task_context: bool = True) -> None:
+    def __init__(
+        self, task_context: bool = True, events: Iterable[EventSpec] = BY_ID.values()
+    ) -> None:
         # Without the task walk (no BTF) the record's parent and namespace fields are 0, and
         # processId/threadId fall back to the host's ids.
         self.task_context = task_context
@@ -49,9 +52,7 @@ class Decoder:
         # Without BTF the events that a tracepoint feeds come from their syscall feed instead
         # (see EventSpec.tracepoint), and decode as that feed's records.
         self._feeds = {
-            event_id: _feed(spec, task_context)
-            for event_id, spec in BY_ID.items()
-            if spec.in_kernel
+            spec.event_id: _feed(spec, task_context) for spec in events if spec.in_kernel
         }
         self._containers: dict[int, str] = {}  # cgroup id -> container id, "" for none
         self._walked = False  # the cgroups were walked for this batch
