@@ -9,6 +9,7 @@
 from rawtrace.errors import KernelFeatureMissing, PermissionMissing, RawtraceError, VerifierError
 from rawtrace.events.declaring import EventSpec, syscall_event
 from rawtrace.events.event import Arg, Event
+from rawtrace.events.tracepoint_events import tracepoint_event
 from rawtrace.outputs.process_tree import ProcessTree
 from rawtrace.tracer import Tracer, TraceStats, trace
 
@@ -28,4 +29,5 @@ __all__ = [
     "__version__",
     "syscall_event",
     "trace",
+    "tracepoint_event",
 ]

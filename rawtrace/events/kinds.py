@@ -29,7 +29,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Callable, Union
+from typing import Callable, Protocol
 
 from bpf_bytecode.programs.capture import (
     ARG_SIZE,
@@ -266,18 +266,20 @@ class ExitGroupStatus:
         return read
 
 
-Kind = Union[
-    Int,
-    Pointer,
-    Bool,
-    UserStr,
-    ExecBlock,
-    FirstU64Kind,
-    HoldBlock,
-    ReturnPid,
-    WaitStatus,
-    ExitGroupStatus,
-]
+class Kind(Protocol):
+    """What every kind knows: its bytes in the tail, whether the syscall entry copies it as the
+    next arg's u64 slot, the capture field it asks for after the raw slots, its reader."""
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def raw(self) -> bool: ...
+
+    @property
+    def capture(self) -> CaptureField | None: ...
+
+    def reader(self, at: int) -> Reader: ...
 
 
 @dataclass(frozen=True)

@@ -34,10 +34,12 @@ from bpf_bytecode.programs.process_exit import (
 from bpf_bytecode.programs.record import SYSCALL_RECORD
 from bpf_bytecode.programs.syscall import Tail
 from bpf_bytecode.programs.task import TaskLayout
+from bpf_bytecode.programs.tracepoint_copy import tracepoint_copy
 from kernel_compat import TracepointFormat, read_tracepoint_format
 from rawtrace.attach.tracepoint import attach_tracepoint
 from rawtrace.events.declaring import EventSpec, SyscallFeed
 from rawtrace.events.event_programs import EventMaps
+from rawtrace.events.tracepoint_events import ctx_fields
 from rawtrace.kernel.bpf import MapType, ProgType
 from rawtrace.kernel.loading import OwnedPrograms, Program
 from rawtrace.kernel.maps import Map
@@ -77,8 +79,20 @@ def attach_tracepoint_fed(
             continue
         category, name = spec.tracepoint.category, spec.tracepoint.name
         tracepoint = read_tracepoint_format(tracefs, category, name)
-        load = _LOADERS[(category, name)]
-        program = load(spec, tracepoint, task, output, filters, resources)
+        copied = ctx_fields(spec)
+        if copied is not None:  # a declared tracepoint event (rawtrace.tracepoint_event)
+            code = tracepoint_copy(
+                fields=copied,
+                output=output,
+                event_id=spec.event_id,
+                filters=filters,
+                task=task,
+                tail=Tail(Capture(), _scratch(spec, resources).fileno(), extra=spec.tail_size),
+            )
+            program = OwnedPrograms(spec.name, resources).load("copy", ProgType.TRACEPOINT, code)
+        else:
+            load = _LOADERS[(category, name)]
+            program = load(spec, tracepoint, task, output, filters, resources)
         links.callback(attach_tracepoint(program, tracefs, category, name).close)
 
 

@@ -45,6 +45,7 @@ from bpf_bytecode.programs.syscall import (
     syscall_exit,
 )
 from bpf_bytecode.programs.task import TaskLayout
+from bpf_bytecode.programs.tracepoint_copy import CtxCopy, CtxString, tracepoint_copy
 from bpf_bytecode.programs.vfork import (
     Cause,
     HeldWhen,
@@ -314,6 +315,15 @@ CASES: dict[str, Callable[[], list[Item]]] = {
         filters=FILTERS["none"],
         task=None,
         tail=Tail(Capture(fields=(ExecStrings(0, 1),)), SCRATCH),
+    ),
+    # a declared tracepoint event: its fields copied from the context
+    "tracepoint_copy_all_task": lambda: tracepoint_copy(
+        fields=[CtxCopy(8, 4), CtxCopy(20, 16), CtxString(12, 256)],
+        output=RING,
+        event_id=60_261,
+        filters=FILTERS["all"],
+        task=TASK,
+        tail=Tail(Capture(), SCRATCH, extra=4 + 16 + 264),
     ),
     # following a process tree
     "follow_forks": lambda: follow_forks(FOLLOWED, 44),

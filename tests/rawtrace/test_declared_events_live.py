@@ -74,3 +74,37 @@ def test_a_declared_string_arg_through_every_family_and_transport(
     os.close(fd)
     [event] = found
     assert (event.arg("dirfd"), event.return_value, event.arg("truncated")) == (-100, fd, False)
+
+
+def test_a_declared_tracepoint_event_has_the_tracepoints_fields() -> None:
+    generate = rawtrace.tracepoint_event("signal:signal_generate")
+    names = [arg.name for arg in generate.args]
+    assert names == ["sig", "errno", "code", "comm", "pid", "group", "result"][: len(names)]
+    victim = subprocess.Popen(["sleep", "30"])
+    with rawtrace.trace(generate, pid=os.getpid()) as tracer:
+        os.kill(victim.pid, signal.SIGUSR1)
+        [event] = _read_until(tracer, lambda e: e.arg("pid") == victim.pid)
+    victim.wait()
+    assert (event.event_name, event.syscall, event.host_process_id) == (
+        "signal_generate",
+        "",
+        os.getpid(),
+    )
+    assert (event.arg("sig"), event.arg("comm")) == (signal.SIGUSR1, "sleep")
+    assert event.event_id > 60_000
+
+
+def test_a_declared_tracepoint_events_data_loc_string() -> None:
+    fork = rawtrace.tracepoint_event("sched:sched_process_fork")
+    with rawtrace.trace(fork, pid=os.getpid()) as tracer:
+        child = subprocess.Popen(["true"])
+        [event] = _read_until(tracer, lambda e: e.arg("child_pid") == child.pid)
+    child.wait()
+    assert event.arg("parent_pid") == os.getpid()
+    assert event.arg("parent_comm") == event.process_name
+    assert event.arg("truncated") is False
+
+
+def test_an_unknown_tracepoint_is_refused_with_the_fix() -> None:
+    with pytest.raises(rawtrace.RawtraceError, match="available_events"):
+        rawtrace.tracepoint_event("sched:no_such_tracepoint")
