@@ -7,7 +7,7 @@
 """
 
 from rawtrace.errors import KernelFeatureMissing, PermissionMissing, RawtraceError, VerifierError
-from rawtrace.events.declaring import EventSpec, syscall_event
+from rawtrace.events.declaring import EventSpec, kprobe_event, syscall_event
 from rawtrace.events.event import Arg, Event
 from rawtrace.events.tracepoint_events import tracepoint_event
 from rawtrace.outputs.process_tree import ProcessTree
@@ -27,6 +27,7 @@ __all__ = [
     "Tracer",
     "VerifierError",
     "__version__",
+    "kprobe_event",
     "syscall_event",
     "trace",
     "tracepoint_event",

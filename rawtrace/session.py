@@ -19,7 +19,12 @@ from bpf_bytecode.programs.task import TaskLayout
 from rawtrace.attach import Link, SyscallFamily, detach_all, total_missed
 from rawtrace.attach.ladder import Choice, climb
 from rawtrace.events.event_programs import EventPrograms, event_maps, shared_start_times
-from rawtrace.events.tracepoint_fed import attach_exec_facts, attach_tracepoint_fed, syscall_fed
+from rawtrace.events.tracepoint_fed import (
+    attach_exec_facts,
+    attach_kprobe_fed,
+    attach_tracepoint_fed,
+    syscall_fed,
+)
 from rawtrace.events.vfork_watch import VforkWatch
 from rawtrace.filters.following import follow_tree
 from rawtrace.filters.placing import UserFilter, split_filters
@@ -84,6 +89,9 @@ class Session:
             plan.events, self.task, tracefs, transport.output, filters, self.resources, self.links
         )
         attach_exec_facts(maps, self.task, tracefs, self.resources, self.links)
+        attach_kprobe_fed(
+            plan.events, self.task, transport.output, filters, self.resources, self.links
+        )
 
         def attach(family: SyscallFamily) -> None:
             # One attempt: what a failed family made is released before the next is tried.

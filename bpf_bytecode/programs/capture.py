@@ -174,11 +174,12 @@ class ExecStrings:
 
 @dataclass(frozen=True)
 class UserString:
-    """The user string arg `arg` points to: u32 flags (TRUNCATED_PATH, UNAVAILABLE_PATH),
-    u32 0, then `length` bytes with its NUL."""
+    """The user string arg `arg` points to (with `kernel`, a kernel function's string arg):
+    u32 flags (TRUNCATED_PATH, UNAVAILABLE_PATH), u32 0, then `length` bytes with its NUL."""
 
     arg: int
     length: int
+    kernel: bool = False
 
     @property
     def size(self) -> int:
@@ -188,7 +189,9 @@ class UserString:
         src = frame.args.part(f"string{self.arg}", 8 * self.arg, 8)
         return [
             stdw(frame.out, at, 0),
-            *_read_str(frame, at + 8, self.length, src, at, _PATH_FLAGS, f"string{self.arg}"),
+            *_read_str(
+                frame, at + 8, self.length, src, at, _PATH_FLAGS, f"string{self.arg}", self.kernel
+            ),
         ]
 
 
@@ -243,11 +246,15 @@ def _read_str(
     flags: int,
     cut: tuple[int, int],
     name: str,
+    kernel: bool = False,
 ) -> list[Item]:
     """out + dst = the user string at *(u64 *)src, at most `size` bytes with its NUL; a
     string that fills them is checked at its last byte: not NUL means it was cut. `cut` is
-    (the flag set in the u32 at out + flags when it was cut, the one set when it faulted)."""
+    (the flag set in the u32 at out + flags when it was cut, the one set when it faulted).
+    With `kernel`, the string is in kernel memory."""
     truncated, unavailable = cut
+    read_str = Helper.PROBE_READ_KERNEL_STR if kernel else Helper.PROBE_READ_USER_STR
+    read = Helper.PROBE_READ_KERNEL if kernel else Helper.PROBE_READ_USER
     return scoped(
         name,
         [
@@ -255,7 +262,7 @@ def _read_str(
             add64_imm(R1, dst),
             mov64_imm(R2, size),
             ldxdw(R3, R10, src),
-            call(Helper.PROBE_READ_USER_STR),
+            call(read_str),
             jsge_imm(R0, 0, "read"),
             *set_flag(frame.out, flags, unavailable),
             ja("whole"),
@@ -266,7 +273,7 @@ def _read_str(
             mov64_imm(R2, 1),
             ldxdw(R3, R10, src),
             add64_imm(R3, size - 1),
-            call(Helper.PROBE_READ_USER),
+            call(read),
             ldxb(R1, R10, frame.byte),
             jeq_imm(R1, 0, "whole"),
             *set_flag(frame.out, flags, truncated),

@@ -64,6 +64,15 @@ class TracepointFeed:
 
 
 @dataclass(frozen=True)
+class KprobeFeed:
+    """Fed by a kprobe at the entry of kernel function `symbol` (through the kprobe PMU,
+    whatever the trace's attach family), its args from the function's argument registers; the
+    record is sent there (return value 0)."""
+
+    symbol: str
+
+
+@dataclass(frozen=True)
 class StallFeed:
     """Fed in user space by the stall alarm (rawtrace/events/stalls.py), which scans the vfork
     holds map that the holding calls' programs fill: tracing it traces them too."""
@@ -74,7 +83,7 @@ class EventSpec:
     name: str
     event_id: int  # Tracee's id; for syscalls it is the x86-64 syscall number
     args: tuple[ArgSpec, ...]
-    feed: SyscallFeed | StallFeed | None  # None: only its tracepoint feeds it
+    feed: SyscallFeed | KprobeFeed | StallFeed | None  # None: only its tracepoint feeds it
     # its record's tail, as kinds: the syscall's raw args first, then what the entry captures,
     # then what the return adds (a holding call's BLOCK)
     fields: tuple[Field, ...]
@@ -167,16 +176,16 @@ def kind_of(c_type: str) -> Kind:
     )
 
 
-def syscall_fields(args: Sequence[ArgSpec]) -> tuple[Field, ...]:
-    """The fields of a syscall's args: a raw slot each, then each string arg's string (its
-    raw slot is kept, unnamed)."""
+def syscall_fields(args: Sequence[ArgSpec], kernel: bool = False) -> tuple[Field, ...]:
+    """The fields of a syscall's args (with `kernel`, a kernel function's): a raw slot each,
+    then each string arg's string (its raw slot is kept, unnamed)."""
     raw: list[Field] = []
     strings: list[Field] = []
     for i, arg in enumerate(args):
         kind = kind_of(arg.type)
         if " ".join(arg.type.split()).replace(" *", "*") in STRING_TYPES:
             raw.append(Field(kind))
-            strings.append(Field(UserStr(i), (arg.name, TRUNCATED_ARG_NAME)))
+            strings.append(Field(UserStr(i, kernel=kernel), (arg.name, TRUNCATED_ARG_NAME)))
         else:
             raw.append(Field(kind, (arg.name,)))
     return (*raw, *strings)
@@ -212,4 +221,33 @@ def syscall_event(
         feed=SyscallFeed(name),
         fields=fields,
         description=description or f"{name}(): its return, with its args read at entry",
+    )
+
+
+KPROBE_IDS = 70_000  # rawtrace's own ids of declared kprobe events, one per symbol
+_kprobe_ids: dict[str, int] = {}
+
+
+def kprobe_event(
+    symbol: str, args: Sequence[tuple[str, str]] = (), *, description: str = ""
+) -> EventSpec:
+    """An event at the entry of kernel function `symbol`, with `args` as (name, C type) in
+    the function's order, read from its argument registers (a `const char*` from kernel
+    memory). Needs kprobes (CONFIG_KPROBES) and the kprobe PMU (4.17); a kernel without them
+    refuses the trace, saying so. Its id is rawtrace's own, one per symbol in this process."""
+    if len(args) > 6:
+        raise RawtraceError(
+            f"{symbol} declared with {len(args)} args", "at most 6 are read from registers"
+        )
+    specs = tuple(ArgSpec(arg_name, c_type) for arg_name, c_type in args)
+    fields = syscall_fields(specs, kernel=True)
+    if any(isinstance(field.kind, UserStr) for field in fields):
+        specs += (ArgSpec(TRUNCATED_ARG_NAME, "bool"),)
+    return EventSpec(
+        name=symbol,
+        event_id=_kprobe_ids.setdefault(symbol, KPROBE_IDS + len(_kprobe_ids)),
+        args=specs,
+        feed=KprobeFeed(symbol),
+        fields=fields,
+        description=description or f"the entry of kernel function {symbol}",
     )

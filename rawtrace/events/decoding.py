@@ -24,7 +24,7 @@ from bpf_bytecode.programs.record import SYSCALL_RECORD
 from kernel_compat import FeatureMissing, KernelFactError
 from kernel_compat.system.cgroups import container_ids
 from rawtrace.events.catalogue import BY_ID
-from rawtrace.events.declaring import EventSpec
+from rawtrace.events.declaring import EventSpec, SyscallFeed
 from rawtrace.events.event import Arg, ArgValue, Event, kernel_string
 from rawtrace.transports.batch import Batch
 
@@ -182,7 +182,9 @@ def _feed(spec: EventSpec, task_context: bool) -> _Feed:
     tracepoint's)."""
     if spec.tracepoint is not None and (task_context or spec.feed is None):
         return spec, spec.tracepoint_decode_args, ""
-    return spec, spec.decode_args, spec.syscall_feed.syscall
+    if not isinstance(spec.feed, SyscallFeed):  # a kernel function's entry
+        return spec, spec.decode_args, ""
+    return spec, spec.decode_args, spec.feed.syscall
 
 
 def _timestamp(event: Event) -> int:

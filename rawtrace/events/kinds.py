@@ -96,8 +96,11 @@ _STRINGS_HEAD = struct.Struct("<II")  # argc, flags
 
 @dataclass(frozen=True)
 class UserStr:
+    """With `kernel`, a kernel function's string arg (kprobe_event)."""
+
     arg: int
     length: int = PATH_SIZE
+    kernel: bool = False
     raw = False
 
     @property
@@ -106,7 +109,7 @@ class UserStr:
 
     @property
     def capture(self) -> CaptureField:
-        return UserString(self.arg, self.length)
+        return UserString(self.arg, self.length, self.kernel)
 
     def reader(self, at: int) -> Reader:
         def read(ret: int, tail: bytes) -> tuple[ArgValue, ...]:

@@ -19,7 +19,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Callable
 
-from bpf_bytecode.programs.capture import Capture, ExecStrings
+from bpf_bytecode.programs.capture import ArgsInContext, Capture, ExecStrings
 from bpf_bytecode.programs.exec_facts import ExecRecord, exec_event, fix_exec_records
 from bpf_bytecode.programs.filters import Filters
 from bpf_bytecode.programs.output import Output
@@ -32,12 +32,15 @@ from bpf_bytecode.programs.process_exit import (
     process_exit,
 )
 from bpf_bytecode.programs.record import SYSCALL_RECORD
-from bpf_bytecode.programs.syscall import Tail
+from bpf_bytecode.programs.syscall import Tail, syscall_entry_event
 from bpf_bytecode.programs.task import TaskLayout
 from bpf_bytecode.programs.tracepoint_copy import tracepoint_copy
 from kernel_compat import TracepointFormat, read_tracepoint_format
+from kernel_compat.arch import pt_regs_layout
+from rawtrace.attach.kprobe import KprobePmu
 from rawtrace.attach.tracepoint import attach_tracepoint
-from rawtrace.events.declaring import EventSpec, SyscallFeed
+from rawtrace.errors import KernelFeatureMissing
+from rawtrace.events.declaring import EventSpec, KprobeFeed, SyscallFeed
 from rawtrace.events.event_programs import EventMaps
 from rawtrace.events.tracepoint_events import ctx_fields
 from rawtrace.kernel.bpf import MapType, ProgType
@@ -129,6 +132,42 @@ def _scratch(spec: EventSpec, resources: ExitStack) -> Map:
             name=f"{spec.name}_record"[:15],
         )
     )
+
+
+def attach_kprobe_fed(
+    specs: Sequence[EventSpec],
+    task: TaskLayout | None,
+    output: Output,
+    filters: Filters,
+    resources: ExitStack,
+    links: ExitStack,
+) -> None:
+    """Load and attach the programs of declared kprobe events (rawtrace.kprobe_event): each
+    sends its record at the function's entry, with the args from its registers."""
+    kprobes = [(spec, spec.feed.symbol) for spec in specs if isinstance(spec.feed, KprobeFeed)]
+    if not kprobes:
+        return
+    try:
+        pmu = KprobePmu.create()
+    except KernelFeatureMissing as exc:  # no other family can feed a kernel function's entry
+        names = ", ".join(spec.name for spec, _ in kprobes)
+        raise KernelFeatureMissing(
+            f"kprobe events ({names}) need kprobes: {exc.cause}",
+            "trace a syscall_event or tracepoint_event instead",
+        ) from exc
+    where = ArgsInContext(pt_regs_layout().call_args)
+    for spec, symbol in kprobes:
+        capture = spec.capture or Capture()
+        code = syscall_entry_event(
+            args=where,
+            output=output,
+            event_id=spec.event_id,
+            filters=filters,
+            task=task,
+            tail=Tail(capture, _scratch(spec, resources).fileno()),
+        )
+        program = OwnedPrograms(spec.name, resources).load("entry", ProgType.KPROBE, code)
+        links.callback(pmu.attach_probe(program, symbol, False).close)
 
 
 def _process_exit(

@@ -316,6 +316,15 @@ CASES: dict[str, Callable[[], list[Item]]] = {
         task=None,
         tail=Tail(Capture(fields=(ExecStrings(0, 1),)), SCRATCH),
     ),
+    # a declared kprobe event (rawtrace.kprobe_event): an int and a kernel string, at entry
+    "kprobe_event_int_and_kernel_string": lambda: syscall_entry_event(
+        args=kprobe_plain().args,
+        output=PERF,
+        event_id=70_000,
+        filters=FILTERS["none"],
+        task=TASK,
+        tail=Tail(Capture(arg_count=2, fields=(UserString(1, 256, kernel=True),)), SCRATCH),
+    ),
     # a declared tracepoint event: its fields copied from the context
     "tracepoint_copy_all_task": lambda: tracepoint_copy(
         fields=[CtxCopy(8, 4), CtxCopy(20, 16), CtxString(12, 256)],

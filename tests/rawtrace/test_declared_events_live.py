@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from kernel_features import require_feature
+from kernel_features import expect_feature, require_feature
 
 import rawtrace
 from rawtrace.attach import ladder
@@ -108,3 +108,25 @@ def test_a_declared_tracepoint_events_data_loc_string() -> None:
 def test_an_unknown_tracepoint_is_refused_with_the_fix() -> None:
     with pytest.raises(rawtrace.RawtraceError, match="available_events"):
         rawtrace.tracepoint_event("sched:no_such_tracepoint")
+
+
+def test_a_declared_kprobe_event_reads_a_kernel_functions_args() -> None:
+    require_feature("attach:kprobe")
+    # do_sys_openat2(int dfd, const char __user *filename, struct open_how *how): a user string,
+    # so only the number of the pointer is asked for here; dfd is the int
+    openat2 = rawtrace.kprobe_event("do_sys_openat2", args=[("dfd", "int"), ("filename", "void*")])
+    with rawtrace.trace(openat2, pid=os.getpid()) as tracer:
+        fd = os.open("/", os.O_RDONLY)
+        found = _read_until(tracer, lambda e: e.event_name == "do_sys_openat2")
+    os.close(fd)
+    assert found and found[0].arg("dfd") == -100
+    assert found[0].host_process_id == os.getpid() and found[0].syscall == ""
+
+
+def test_a_kprobe_event_is_refused_in_one_line_where_kprobes_are_missing() -> None:
+    if expect_feature("attach:kprobe"):
+        pytest.skip("this kernel has kprobes")
+    probe = rawtrace.kprobe_event("do_sys_openat2", args=[("dfd", "int")])
+    with pytest.raises(rawtrace.KernelFeatureMissing) as caught, rawtrace.trace(probe):
+        pass
+    assert "CONFIG_KPROBES" in str(caught.value) and "\n" not in caught.value.args[0]
