@@ -6,6 +6,7 @@
 ...         print(event.process_name, event.arg("pid"))
 """
 
+from rawtrace import lowlevel
 from rawtrace.errors import KernelFeatureMissing, PermissionMissing, RawtraceError, VerifierError
 from rawtrace.events.declaring import EventSpec, kprobe_event, syscall_event
 from rawtrace.events.event import Arg, Event
@@ -28,6 +29,7 @@ __all__ = [
     "VerifierError",
     "__version__",
     "kprobe_event",
+    "lowlevel",
     "syscall_event",
     "trace",
     "tracepoint_event",
