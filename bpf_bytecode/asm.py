@@ -103,6 +103,7 @@ jne_reg = _jump_reg(InsnClass.JMP, JmpOp.JNE)
 jgt_imm = _jump_imm(InsnClass.JMP, JmpOp.JGT)
 jgt_reg = _jump_reg(InsnClass.JMP, JmpOp.JGT)
 jge_imm = _jump_imm(InsnClass.JMP, JmpOp.JGE)
+jge_reg = _jump_reg(InsnClass.JMP, JmpOp.JGE)
 jlt_imm = _jump_imm(InsnClass.JMP, JmpOp.JLT)
 jle_imm = _jump_imm(InsnClass.JMP, JmpOp.JLE)
 jsgt_imm = _jump_imm(InsnClass.JMP, JmpOp.JSGT)
@@ -153,6 +154,28 @@ stxb, stxh, stxw, stxdw = (_store_reg(size) for size in (Size.B, Size.H, Size.W,
 """*(size *)(dst + off) = src"""
 stb, sth, stw, stdw = (_store_imm(size) for size in (Size.B, Size.H, Size.W, Size.DW))
 """*(size *)(dst + off) = imm"""
+
+
+# Atomic operations (BPF_STX | BPF_ATOMIC, 5.12 for all but add; add since the start as XADD):
+# the operation in imm, | FETCH to get the old value back in src (r0 for cmpxchg).
+ATOMIC_ADD, ATOMIC_OR, ATOMIC_AND, ATOMIC_XOR = 0x00, 0x40, 0x50, 0xA0
+ATOMIC_FETCH = 0x01
+ATOMIC_XCHG = 0xE0 | ATOMIC_FETCH
+ATOMIC_CMPXCHG = 0xF0 | ATOMIC_FETCH
+
+
+def atomic(size: Size, op: int, dst: Reg, off: int, src: Reg) -> Insn:
+    """*(size *)(dst + off) op= src, atomically; `size` W or DW. With ATOMIC_FETCH in op, src
+    gets the old value; ATOMIC_XCHG swaps; ATOMIC_CMPXCHG stores src where the old value equals
+    r0, and r0 gets the old value."""
+    if size not in (Size.W, Size.DW):
+        raise ValueError("atomic operations are 32 or 64 bits wide")
+    return Insn(InsnClass.STX | Mode.ATOMIC | size, dst, src, off, op)
+
+
+def atomic_add64(dst: Reg, off: int, src: Reg) -> Insn:
+    """*(u64 *)(dst + off) += src, atomically: a counter shared by every CPU."""
+    return atomic(Size.DW, ATOMIC_ADD, dst, off, src)
 
 
 def stack_addr(dst: Reg, where: StackOff) -> list[Insn]:

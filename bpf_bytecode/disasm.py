@@ -50,6 +50,14 @@ _JUMP_SYMBOL = {
     JmpOp.JSLE: "s<=",
 }
 _SIZE_NAME = {Size.B: "u8", Size.H: "u16", Size.W: "u32", Size.DW: "u64"}
+# atomic operations' imm (asm.atomic): their names, "fetch_" when they return the old value
+_ATOMIC_NAME = {
+    **dict(((0x00, "+="), (0x40, "|="), (0x50, "&="), (0xA0, "^="))),
+    **{op | 1: f"fetch_{name}" for op, name in ((0x00, "add"), (0x40, "or"), (0x50, "and"))},
+    0xA1: "fetch_xor",
+    0xE1: "xchg",
+    0xF1: "cmpxchg",
+}
 
 
 def format_insn(insn: Insn) -> str:
@@ -61,6 +69,9 @@ def format_insn(insn: Insn) -> str:
         return _format_alu(cls, insn)
     if cls.is_jump:
         return _format_jump(cls, insn)
+    if cls == InsnClass.STX and Mode.of(insn.opcode) == Mode.ATOMIC:
+        name = _ATOMIC_NAME.get(insn.imm, hex(insn.imm))
+        return f"lock {_mem_ref(insn, insn.dst)} {name} r{insn.src}"
     if Mode.of(insn.opcode) != Mode.MEM:
         return f"<unsupported opcode {insn.opcode:#04x}>"
     if cls == InsnClass.LDX:

@@ -6,8 +6,11 @@
 ...         print(event.process_name, event.arg("pid"))
 """
 
+from rawtrace import lowlevel
 from rawtrace.errors import KernelFeatureMissing, PermissionMissing, RawtraceError, VerifierError
+from rawtrace.events.declaring import EventSpec, kprobe_event, syscall_event
 from rawtrace.events.event import Arg, Event
+from rawtrace.events.tracepoint_events import tracepoint_event
 from rawtrace.outputs.process_tree import ProcessTree
 from rawtrace.tracer import Tracer, TraceStats, trace
 
@@ -16,6 +19,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Arg",
     "Event",
+    "EventSpec",
     "KernelFeatureMissing",
     "PermissionMissing",
     "ProcessTree",
@@ -24,5 +28,9 @@ __all__ = [
     "Tracer",
     "VerifierError",
     "__version__",
+    "kprobe_event",
+    "lowlevel",
+    "syscall_event",
     "trace",
+    "tracepoint_event",
 ]

@@ -28,12 +28,18 @@ class KernelFeatureMissing(RawtraceError):
 class VerifierError(RawtraceError):
     """The kernel refused a program; `log` holds the verifier's explanation."""
 
-    def __init__(self, program: str, errno: int, log: str) -> None:
+    def __init__(
+        self,
+        program: str,
+        errno: int,
+        log: str,
+        fix: str = "this is a rawtrace bug: please report it with the full verifier log",
+    ) -> None:
         last = [line for line in log.splitlines() if line.strip()][-3:]
         detail = " | ".join(last) if last else "the verifier gave no log"
         super().__init__(
             f"the kernel rejected BPF program {program!r} (errno {errno}): {detail}",
-            "this is a rawtrace bug: please report it with the full verifier log",
+            fix,
         )
         self.program = program
         self.errno = errno

@@ -3,7 +3,8 @@ order and owned until closed.
 
     capabilities and memlock → tracefs, BTF task layout → filters placed (kernel or user space)
     → follow map → start-time maps, vfork watch → rings (before any program can run)
-    → tracepoint-fed events → syscall events through the first attach family that works
+    → tracepoint-fed events, exec facts → syscall events through the first attach family
+    that works
 
 Programs and maps live in `resources`, attachments in `links`: links close first (detach),
 then the rest, on every path, failures included.
@@ -19,7 +20,12 @@ from rawtrace.attach import Link, SyscallFamily, detach_all, total_missed
 from rawtrace.attach.ladder import Choice, climb
 from rawtrace.events.event_programs import EventPrograms, event_maps, shared_start_times
 from rawtrace.events.stand_ins import feedings
-from rawtrace.events.tracepoint_fed import attach_tracepoint_fed, syscall_fed
+from rawtrace.events.tracepoint_fed import (
+    attach_exec_facts,
+    attach_kprobe_fed,
+    attach_tracepoint_fed,
+    syscall_fed,
+)
 from rawtrace.events.vfork_watch import VforkWatch
 from rawtrace.filters.following import follow_tree
 from rawtrace.filters.placing import UserFilter, split_filters
@@ -85,6 +91,12 @@ class Session:
         self.transport_used = transport.name
         attach_tracepoint_fed(
             plan.events, self.task, tracefs, transport.output, filters, self.resources, self.links
+        )
+        attach_exec_facts(
+            [(s, e) for s, _, e in maps], self.task, tracefs, self.resources, self.links
+        )
+        attach_kprobe_fed(
+            plan.events, self.task, transport.output, filters, self.resources, self.links
         )
 
         def attach(family: SyscallFamily) -> None:

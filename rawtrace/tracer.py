@@ -18,7 +18,7 @@ from typing import Any, Callable
 from bpf_bytecode.programs.filters import Filters
 from rawtrace.attach.ladder import Choice
 from rawtrace.errors import RawtraceError
-from rawtrace.events.catalogue import EventSpec
+from rawtrace.events.declaring import EventSpec
 from rawtrace.events.decoding import Decoder
 from rawtrace.events.event import Event
 from rawtrace.events.stalls import StallAlarm
@@ -51,14 +51,16 @@ class Tracer:
     Iterate it (`for`, `async for`), call read(timeout), or run() with on_event (each event) or
     on_batch (each read's events) and on_lost callbacks; fileno() nests it in an event loop.
 
-    `plan` is a TracePlan, or event names with the options of TracePlan.build: the filters `pid`,
-    `tid`, `uid`, `comm`, `cgroup` (a path or an id) and `container` (an id prefix), each one value
-    or several (any matches), kinds combined (all must match), compiled into the programs; `follow`
-    (a process and every descendant it creates after the start); `filters_in="user"` (filter the
-    decoded events instead, as "auto" does for a kind whose helper the kernel lacks;
-    rawtrace.filters.placing); `attach` (a forced attach family, rawtrace.attach.ladder);
-    `transport` (perf rings or the BPF ring buffer, rawtrace.transports.opening); `pages` (each
-    ring's size); `stall_ms`; `sinks` (rawtrace.outputs.sinks: each gets every event read).
+    `plan` is a TracePlan, or events (names, or declarations such as rawtrace.syscall_event's)
+    with the options of TracePlan.build: the filters
+    `pid`, `tid`, `uid`, `comm`, `cgroup` (a path or an id) and `container` (an id prefix),
+    each one value or several (any matches), kinds combined (all must match), compiled into
+    the programs; `follow` (a process and every descendant it creates after the start);
+    `filters_in="user"` (filter the decoded events instead, as "auto" does for a kind whose
+    helper the kernel lacks; rawtrace.filters.placing); `attach` (a forced attach family,
+    rawtrace.attach.ladder); `transport` (perf rings or the BPF ring buffer,
+    rawtrace.transports.opening); `pages` (each ring's size); `stall_ms`; `sinks`
+    (rawtrace.outputs.sinks: each gets every event read).
 
     >>> with trace("vfork") as tracer:           # doctest: +SKIP
     ...     for event in tracer:
@@ -67,7 +69,7 @@ class Tracer:
 
     def __init__(
         self,
-        plan: TracePlan | str | Sequence[str] = "vfork",
+        plan: TracePlan | str | EventSpec | Sequence[str | EventSpec] = "vfork",
         *,
         on_event: Callable[[Event], object] | None = None,
         on_batch: Callable[[list[Event]], object] | None = None,
@@ -128,7 +130,7 @@ class Tracer:
         """Load and attach everything; on any failure, release what was made and raise."""
         try:
             self._reader = self._session.open()
-            self._decoder = Decoder(task_context=self._session.task is not None)
+            self._decoder = Decoder(self._session.task is not None, self.plan.events)
             watch, stall_ms = self._session.watch, self.plan.stall_ms
             if watch is not None and stall_ms is not None:
                 self._stalls = StallAlarm(watch, stall_ms, self._decoder.monotonic_to_wall)
@@ -214,6 +216,9 @@ class Tracer:
             events += self._stalls.check()
         # Each CPU has its own ring: merge them into the order the events happened.
         events.sort(key=_timestamp)
+        hidden = self.plan.hidden
+        if hidden:
+            events = [event for event in events if event.event_name not in hidden]
         user_filter = self._session.user_filter
         return self.sinks.send(user_filter(events) if user_filter.kinds else events)
 

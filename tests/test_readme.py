@@ -37,3 +37,28 @@ def test_the_embedding_example_runs_as_written() -> None:
     assert comm == "python3"
     assert pid == ret and int(pid) > 0
     assert event_name == "vfork"
+
+
+@pytest.mark.live
+def test_the_declared_event_example_runs_as_written() -> None:
+    section = README.split("### Your own events", 1)[1]
+    example = re.search(r"```python\n(.*?)```", section, re.S)
+    assert example is not None
+    assert len(example.group(1).strip().splitlines()) < 15
+    result = subprocess.run(
+        [sys.executable, "-c", example.group(1)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "kill True 15\n"
+
+
+@pytest.mark.live
+def test_the_tracepoint_event_example_runs_as_written() -> None:
+    section = README.split('rawtrace.tracepoint_event("category:name")', 1)[1]
+    example = re.search(r"```python\n(.*?)```", section, re.S)
+    assert example is not None
+    result = subprocess.run(
+        [sys.executable, "-c", example.group(1)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"True {Path(sys.executable).name[:15]}\n"

@@ -6,9 +6,18 @@ load_args copies the first few onto the stack as u64s. A Capture then writes the
 the bytes its record carries after the fixed context (record.py):
 
     raw args     arg_count u64s, in the syscall's order
-    exec strings (where the event has them)
+    then the Capture's fields, in order:
+    FirstU64     the u64 the first arg points to: clone3's cl_args->flags, read at entry
+        +0     u64    the value, 0 where the read faulted
+        +8     u64    1: read, 0: unavailable
+    UserString   a string arg
+        +0     u32    flags: TRUNCATED_PATH, UNAVAILABLE_PATH
+        +4     u32    0
+        +8     length bytes, NUL-terminated
+    ExecStrings  execve's strings
         +0     u32    argc: how many argv strings follow
-        +4     u32    truncated: TRUNCATED_PATH | TRUNCATED_ARG | TRUNCATED_ARGV
+        +4     u32    flags: TRUNCATED_PATH | TRUNCATED_ARG | TRUNCATED_ARGV, and
+                      UNAVAILABLE_PATH | UNAVAILABLE_ARGV where a read faulted
         +8     PATH_SIZE bytes      the pathname, NUL-terminated
         +264   ARGV_MAX slots of ARG_SIZE bytes: argv[0], argv[1], ..., each NUL-terminated
 
@@ -23,8 +32,10 @@ from typing import Union
 from bpf_bytecode.asm import (
     add64_imm,
     call,
+    ja,
     jeq_imm,
     jne_imm,
+    jsge_imm,
     label,
     ldxb,
     ldxdw,
@@ -33,6 +44,7 @@ from bpf_bytecode.asm import (
     mov64_reg,
     or64_imm,
     stack_addr,
+    stdw,
     stw,
     stxdw,
     stxw,
@@ -52,6 +64,12 @@ STRINGS_SIZE = 8 + PATH_SIZE + ARGV_MAX * ARG_SIZE
 TRUNCATED_PATH = 1  # the pathname did not fit its PATH_SIZE bytes
 TRUNCATED_ARG = 2  # an argv string did not fit its ARG_SIZE bytes
 TRUNCATED_ARGV = 4  # argv has more than ARGV_MAX strings
+TRUNCATED = TRUNCATED_PATH | TRUNCATED_ARG | TRUNCATED_ARGV
+# A read that faulted: the entry cannot fault in a page the caller never touched (a string
+# literal in a fresh vfork child, say). sched_process_exec puts the kernel's copy in its place
+# after a successful exec (exec_facts.py); after a failed one the value stays unavailable.
+UNAVAILABLE_PATH = 8
+UNAVAILABLE_ARGV = 16
 
 
 @dataclass(frozen=True)
@@ -98,14 +116,6 @@ def load_args(where: SyscallArgs, count: int, dst: Slot) -> list[Item]:
 
 
 @dataclass(frozen=True)
-class ExecStrings:
-    """Which args are execve's pathname and argv."""
-
-    path_arg: int
-    argv_arg: int
-
-
-@dataclass(frozen=True)
 class CaptureFrame:
     """Where a capture finds and puts things: the args in slot `args` (u64s), two 8-byte stack
     slots of its own (`slot`, `byte`), and the tail at `out` + at."""
@@ -117,16 +127,96 @@ class CaptureFrame:
     at: int
 
 
-@dataclass(frozen=True)
-class Capture:
-    """An event's tail: `arg_count` raw args, then, with `strings`, execve's strings."""
+FIRST_U64_SIZE = 16  # the value, then whether it was read
 
-    arg_count: int = 0
-    strings: ExecStrings | None = None
+
+@dataclass(frozen=True)
+class FirstU64:
+    """The u64 the first arg points to (clone3's cl_args->flags): FIRST_U64_SIZE bytes."""
 
     @property
     def size(self) -> int:
-        return 8 * self.arg_count + (STRINGS_SIZE if self.strings else 0)
+        return FIRST_U64_SIZE
+
+    def build(self, frame: CaptureFrame, at: int) -> list[Item]:
+        """out + at = the u64 at the user address in the first arg, then 1 if it was read."""
+        return scoped(
+            "first_u64",
+            [
+                stdw(frame.out, at + 8, 0),
+                mov64_reg(R1, frame.out),
+                add64_imm(R1, at),
+                mov64_imm(R2, 8),
+                ldxdw(R3, R10, frame.args.at(0)),
+                call(Helper.PROBE_READ_USER),  # zeroes the value on a fault
+                jne_imm(R0, 0, "unread"),
+                stdw(frame.out, at + 8, 1),
+                label("unread"),
+            ],
+        )
+
+
+@dataclass(frozen=True)
+class ExecStrings:
+    """execve's pathname and argv, from the args `path_arg` and `argv_arg`: the block of
+    STRINGS_SIZE bytes drawn above."""
+
+    path_arg: int
+    argv_arg: int
+
+    @property
+    def size(self) -> int:
+        return STRINGS_SIZE
+
+    def build(self, frame: CaptureFrame, at: int) -> list[Item]:
+        return _exec_strings(self, frame, at)
+
+
+@dataclass(frozen=True)
+class UserString:
+    """The user string arg `arg` points to (with `kernel`, a kernel function's string arg):
+    u32 flags (TRUNCATED_PATH, UNAVAILABLE_PATH), u32 0, then `length` bytes with its NUL."""
+
+    arg: int
+    length: int
+    kernel: bool = False
+
+    @property
+    def size(self) -> int:
+        return 8 + self.length
+
+    def build(self, frame: CaptureFrame, at: int) -> list[Item]:
+        src = frame.args.part(f"string{self.arg}", 8 * self.arg, 8)
+        return [
+            stdw(frame.out, at, 0),
+            *_read_str(
+                frame, at + 8, self.length, src, at, _PATH_FLAGS, f"string{self.arg}", self.kernel
+            ),
+        ]
+
+
+CaptureField = Union[FirstU64, ExecStrings, UserString]
+
+
+@dataclass(frozen=True)
+class Capture:
+    """An event's tail: `arg_count` raw args, then `fields` in order."""
+
+    arg_count: int = 0
+    fields: tuple[CaptureField, ...] = ()
+
+    @property
+    def size(self) -> int:
+        return 8 * self.arg_count + sum(field.size for field in self.fields)
+
+    def offset_of(self, kind: type[CaptureField]) -> int | None:
+        """Where the first field of `kind` lies in the tail; None without one."""
+        at = 8 * self.arg_count
+        for field in self.fields:
+            if isinstance(field, kind):
+                return at
+            at += field.size
+        return None
 
     def build(self, frame: CaptureFrame) -> list[Item]:
         """Write the tail. Clobbers r0-r5; `frame.out` must be one of r6-r9."""
@@ -136,17 +226,35 @@ class Capture:
                 ldxdw(R1, R10, frame.args.at(8 * i)),
                 stxdw(frame.out, frame.at + 8 * i, R1),
             ]
-        if self.strings is not None:
-            code += _exec_strings(self.strings, frame, frame.at + 8 * self.arg_count)
+        at = frame.at + 8 * self.arg_count
+        for field in self.fields:
+            code += field.build(frame, at)
+            at += field.size
         return code
 
 
+def set_flag(out: Reg, flags: int, flag: int) -> list[Item]:
+    """The u32 at out + flags |= flag. Clobbers r1."""
+    return [ldxw(R1, out, flags), or64_imm(R1, flag), stxw(out, flags, R1)]
+
+
 def _read_str(
-    frame: CaptureFrame, dst: int, size: int, src: Slot, flags: int, flag: int, name: str
+    frame: CaptureFrame,
+    dst: int,
+    size: int,
+    src: Slot,
+    flags: int,
+    cut: tuple[int, int],
+    name: str,
+    kernel: bool = False,
 ) -> list[Item]:
     """out + dst = the user string at *(u64 *)src, at most `size` bytes with its NUL; a
-    string that fills them is checked at its last byte: not NUL means it was cut, and `flag`
-    is set in the u32 at out + flags."""
+    string that fills them is checked at its last byte: not NUL means it was cut. `cut` is
+    (the flag set in the u32 at out + flags when it was cut, the one set when it faulted).
+    With `kernel`, the string is in kernel memory."""
+    truncated, unavailable = cut
+    read_str = Helper.PROBE_READ_KERNEL_STR if kernel else Helper.PROBE_READ_USER_STR
+    read = Helper.PROBE_READ_KERNEL if kernel else Helper.PROBE_READ_USER
     return scoped(
         name,
         [
@@ -154,22 +262,28 @@ def _read_str(
             add64_imm(R1, dst),
             mov64_imm(R2, size),
             ldxdw(R3, R10, src),
-            call(Helper.PROBE_READ_USER_STR),
+            call(read_str),
+            jsge_imm(R0, 0, "read"),
+            *set_flag(frame.out, flags, unavailable),
+            ja("whole"),
+            label("read"),
             # the length with its NUL; only a string that filled the slot may have been cut
             jne_imm(R0, size, "whole"),
             *stack_addr(R1, frame.byte),
             mov64_imm(R2, 1),
             ldxdw(R3, R10, src),
             add64_imm(R3, size - 1),
-            call(Helper.PROBE_READ_USER),
+            call(read),
             ldxb(R1, R10, frame.byte),
             jeq_imm(R1, 0, "whole"),
-            ldxw(R1, frame.out, flags),
-            or64_imm(R1, flag),
-            stxw(frame.out, flags, R1),
+            *set_flag(frame.out, flags, truncated),
             label("whole"),
         ],
     )
+
+
+_PATH_FLAGS = (TRUNCATED_PATH, UNAVAILABLE_PATH)
+_ARG_FLAGS = (TRUNCATED_ARG, UNAVAILABLE_ARGV)
 
 
 def _exec_strings(strings: ExecStrings, frame: CaptureFrame, at: int) -> list[Item]:
@@ -183,31 +297,39 @@ def _exec_strings(strings: ExecStrings, frame: CaptureFrame, at: int) -> list[It
     code: list[Item] = [
         stw(out, at, 0),
         stw(out, flags, 0),
-        *_read_str(frame, at + 8, PATH_SIZE, path, flags, TRUNCATED_PATH, "path"),
+        *_read_str(frame, at + 8, PATH_SIZE, path, flags, _PATH_FLAGS, "path"),
+        # a NULL argv is an empty one (the kernel accepts it), not a fault
+        ldxdw(R1, R10, argv),
+        jeq_imm(R1, 0, "argv_end"),
     ]
     for i in range(ARGV_MAX + 1):
         code += [
-            # slot = argv[i], a user pointer; NULL (or a fault) ends argv. The pass after the
-            # last slot only asks whether more strings follow.
+            # slot = argv[i], a user pointer; NULL (or a fault: argv unavailable) ends argv.
+            # The pass after the last slot only asks whether more strings follow.
             *stack_addr(R1, frame.slot),
             mov64_imm(R2, 8),
             ldxdw(R3, R10, argv),
             add64_imm(R3, 8 * i),
             call(Helper.PROBE_READ_USER),
-            jne_imm(R0, 0, "argv_end"),
+            jne_imm(R0, 0, "argv_end" if i == ARGV_MAX else "argv_fault"),
             ldxdw(R1, R10, frame.slot),
             jeq_imm(R1, 0, "argv_end"),
         ]
         if i == ARGV_MAX:
-            code += [
-                ldxw(R1, out, flags),
-                or64_imm(R1, TRUNCATED_ARGV),
-                stxw(out, flags, R1),
-            ]
+            code += set_flag(out, flags, TRUNCATED_ARGV)
             break
         dst = at + 8 + PATH_SIZE + i * ARG_SIZE
         code += [
-            *_read_str(frame, dst, ARG_SIZE, frame.slot, flags, TRUNCATED_ARG, f"arg{i}"),
+            *_read_str(frame, dst, ARG_SIZE, frame.slot, flags, _ARG_FLAGS, f"arg{i}"),
             stw(out, at, i + 1),
         ]
-    return scoped("exec_strings", [*code, label("argv_end")])
+    return scoped(
+        "exec_strings",
+        [
+            *code,
+            ja("argv_end"),
+            label("argv_fault"),
+            *set_flag(out, flags, UNAVAILABLE_ARGV),
+            label("argv_end"),
+        ],
+    )

@@ -139,10 +139,11 @@ class Tail:
     capture: Capture
     scratch_fd: int
     hold: Hold | None = None
+    extra: int = 0  # bytes a tracepoint program writes itself (tracepoint_copy.py)
 
     @property
     def size(self) -> int:
-        return tail_size(self.capture, self.hold is not None)
+        return tail_size(self.capture, self.hold is not None) + self.extra
 
     @property
     def record_size(self) -> int:

@@ -13,7 +13,8 @@ trusting a pointer the verifier cannot see into.
                  parent lives in an ancestor namespace, where the task cannot see it
 
 The exit event's program (process_exit.py) reads task->exit_code, task->signal->live and
-task->group_leader->start_time with the same offsets and read_field.
+task->group_leader->start_time with the same offsets and read_field; the exec facts
+(exec_facts.py) read task->mm->arg_start and arg_end.
 """
 
 from __future__ import annotations
@@ -63,6 +64,10 @@ class TaskLayout:
     task_signal: int
     signal_live: int
     task_start_time: int
+    # for exec facts (exec_facts.py): the new image's argument area
+    task_mm: int
+    mm_arg_start: int
+    mm_arg_end: int
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ execs or exits. Two hash maps follow each such call:
      12  u32  call     the event id of the call: 58 vfork, 56 clone, 435 clone3
 
     children  key: the child's tid (u32)                  value: RELEASE
-      0  u32  cause    what released the parent: Cause, | RELEASED once an exec succeeded
+      0  u32  cause    what released the parent: Cause, | RELEASED once an exec succeeded,
+                       | PATH_UNAVAILABLE while the exec's path is unread (a fault at entry)
       4  s32  code     the exit code (EXIT) or the signal (SIGNAL); before either, the last
                        fatal signal sent to the child
       8  PATH_SIZE     the pathname the child exec'd (EXECVE, EXECVEAT), NUL-terminated
@@ -19,6 +20,10 @@ The programs, in the order a vfork meets them:
     the call's entry      note_hold: holds[parent] (clone and clone3 only with CLONE_VFORK)
     sched_process_fork    note_child: in the parent, which is held: children[child] = UNKNOWN
     execve(at) entry      release_at_exec: children[child] = EXECVE(AT), path
+    sched_prepare_exec    exec_path_from_kernel: where the entry could not read the path,
+                          the kernel's copy (bprm->filename), in memory whatever page the
+                          caller's string was in; before 6.10, which lacks that tracepoint,
+                          sched_process_exec (see exec_path_from_kernel)
     execve(at) exit       exec_returned: a failed exec released nothing: back to UNKNOWN; a
                           successful one is final (RELEASED): the new program's own exits and
                           execs, which may come before the parent runs again, change nothing
@@ -46,6 +51,7 @@ from enum import IntEnum
 
 from bpf_bytecode.asm import (
     add64_imm,
+    add64_reg,
     and64_imm,
     call,
     exit_,
@@ -54,6 +60,7 @@ from bpf_bytecode.asm import (
     jle_imm,
     jne_imm,
     jset_imm,
+    jsge_imm,
     jsle_imm,
     label,
     ldxdw,
@@ -90,6 +97,7 @@ then the child's RELEASE."""
 
 
 RELEASED = 0x100  # in cause: the parent is released, the cause is final
+PATH_UNAVAILABLE = 0x200  # in cause: the exec's path could not be read
 
 
 class Cause(IntEnum):
@@ -237,9 +245,49 @@ def release_at_exec(
         mov64_imm(R2, PATH_SIZE),
         ldxdw(R3, R10, ARGS.at(8 * path_arg)),
         call(Helper.PROBE_READ_USER_STR),
+        jsge_imm(R0, 0, OUT),
+        stw(R7, CAUSE, cause | PATH_UNAVAILABLE),
         label(OUT),
         mov64_imm(R0, 0),
         exit_(),
+    ]
+
+
+def exec_path_from_kernel(maps: VforkMaps, filename_loc: int) -> list[Item]:
+    """On sched_prepare_exec (or sched_process_exec): a child in a successful exec whose path
+    the entry could not read takes the tracepoint's filename, the kernel's copy. The
+    parent is woken when the exec drops the old memory, after sched_prepare_exec and before
+    sched_process_exec: where only the latter exists, a parent that runs at once may see the
+    entry's path (or none). `filename_loc` is the __data_loc field's offset in the context."""
+    return [
+        mov64_reg(R6, R1),
+        *_child_release(maps, OUT),
+        mov64_reg(R7, R0),
+        ldxw(R1, R7, CAUSE),
+        jset_imm(R1, PATH_UNAVAILABLE, "unread"),
+        ja(OUT),
+        label("unread"),
+        and64_imm(R1, ~PATH_UNAVAILABLE),
+        stxw(R7, CAUSE, R1),
+        *kernel_string(R7, PATH, PATH_SIZE, filename_loc),
+        label(OUT),
+        mov64_imm(R0, 0),
+        exit_(),
+    ]
+
+
+def kernel_string(out: Reg, at: int, size: int, loc_offset: int) -> list[Item]:
+    """out + at = the tracepoint's __data_loc string at loc_offset in the context (r6): its
+    u32 says where the string is (low 16 bits, from the context's start) and how long (high
+    16 bits). Returns the helper's r0. Clobbers r0-r5."""
+    return [
+        ldxw(R3, R6, loc_offset),
+        and64_imm(R3, 0xFFFF),
+        add64_reg(R3, R6),
+        mov64_reg(R1, out),
+        add64_imm(R1, at),
+        mov64_imm(R2, size),
+        call(Helper.PROBE_READ_KERNEL_STR),
     ]
 
 

@@ -95,7 +95,9 @@ class SyscallTable:
 
 # asm-generic/unistd.h: no fork, no vfork.
 _GENERIC_NUMBERS = {
+    "openat": 56,
     "exit": 93,
+    "kill": 129,
     "exit_group": 94,
     "clone": 220,
     "execve": 221,
@@ -118,6 +120,8 @@ TABLES: Mapping[str, SyscallTable] = MappingProxyType(
                     "vfork": 58,
                     "execve": 59,
                     "exit": 60,
+                    "kill": 62,
+                    "openat": 257,
                     "exit_group": 231,
                     "perf_event_open": 298,
                     "bpf": 321,

@@ -125,10 +125,11 @@ class KprobePmu:
         )
 
     def attach_syscall(self, syscall: str, programs: SyscallPrograms) -> Link:
-        stack, links = attach_syscall_kprobes(syscall, programs, self._attach)
+        stack, links = attach_syscall_kprobes(syscall, programs, self.attach_probe)
         return Attached(stack, lambda: total_missed(map(_kprobe_missed, links)))
 
-    def _attach(self, program: Program, symbol: str, is_return: bool) -> PerfEventLink:
+    def attach_probe(self, program: Program, symbol: str, is_return: bool) -> PerfEventLink:
+        """A kprobe (or kretprobe) on `symbol`, running `program`."""
         kind = "kretprobe" if is_return else "kprobe"
         name = bytearray(symbol.encode() + b"\0")  # referenced until perf_event_open returns
         attr = perf_event_attr(

@@ -27,7 +27,6 @@ from rawtrace.cli.held_command import HeldCommand
 from rawtrace.errors import RawtraceError, VerifierError
 from rawtrace.events.catalogue import CATALOGUE, lookup
 from rawtrace.events.event import Event
-from rawtrace.events.stalls import STALL_ARGS, STALL_DESCRIPTION, STALL_EVENT_ID, STALL_EVENT_NAME
 from rawtrace.filters.kinds import KINDS
 from rawtrace.outputs.destinations import Destination, parse_output
 from rawtrace.outputs.formats import JsonWriter, TableWriter
@@ -151,8 +150,6 @@ def _event_list() -> str:
     for spec in CATALOGUE.values():
         args = ", ".join(f"{arg.type} {arg.name}" for arg in spec.args)
         lines += [f"{spec.name} ({spec.event_id}): {args or 'no args'}", f"    {spec.description}"]
-    args = ", ".join(f"{arg.type} {arg.name}" for arg in STALL_ARGS)
-    lines += [f"{STALL_EVENT_NAME} ({STALL_EVENT_ID}): {args}", f"    {STALL_DESCRIPTION}"]
     return "\n".join(lines) + "\n"
 
 
@@ -213,12 +210,9 @@ def _run_trace(args: argparse.Namespace, out: TextIO) -> int:
         print(warning, file=sys.stderr)
     stop = _StopSignal()
     shown = [spec.name for spec in lookup(args.events)]
-    printed = [*shown, STALL_EVENT_NAME]  # --summary's own events are not printed
     tree = ProcessTree() if args.summary else None
     written = 0
     files = [output for output in args.output if isinstance(output, str)]
-    only = printed if tree else None
-    sinks = [sink(d, only=only) for d in args.output if isinstance(d, Destination)]
     _log_to_stderr()
     plan = TracePlan.build(
         with_summary_events(shown) if tree else shown,
@@ -231,6 +225,10 @@ def _run_trace(args: argparse.Namespace, out: TextIO) -> int:
         attach=args.attach,
         **{kind.name: getattr(args, kind.name) for kind in KINDS},
     )
+    # --summary's own events are not printed; the plan's user-space ones (the stall alarm's) are
+    printed = [*shown, *(spec.name for spec in plan.events if not spec.in_kernel)]
+    only = printed if tree else None
+    sinks = [sink(d, only=only) for d in args.output if isinstance(d, Destination)]
     with contextlib.ExitStack() as stack:
         # Events own standard output unless they go to a file: COMMAND writes to stderr then.
         command = None
@@ -249,7 +247,9 @@ def _run_trace(args: argparse.Namespace, out: TextIO) -> int:
         streams: list[TextIO] = [stack.enter_context(open(f, "w", encoding="utf-8")) for f in files]
         if not args.output:
             streams = [out]
-        writers = [JsonWriter(s) if args.json else TableWriter(s) for s in streams]
+        writers: list[JsonWriter | TableWriter] = [
+            JsonWriter(s) if args.json else TableWriter(s) for s in streams
+        ]
         names = ",".join(spec.name for spec in tracer.specs)
         via = tracer.attach_choice.family if tracer.attach_choice else args.attach
         if not args.quiet:

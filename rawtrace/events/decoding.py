@@ -23,7 +23,8 @@ from typing import Any, Callable
 from bpf_bytecode.programs.record import SYSCALL_RECORD
 from kernel_compat import FeatureMissing, KernelFactError
 from kernel_compat.system.cgroups import container_ids
-from rawtrace.events.catalogue import BY_ID, EventSpec
+from rawtrace.events.catalogue import BY_ID
+from rawtrace.events.declaring import EventSpec, SyscallFeed
 from rawtrace.events.event import Arg, ArgValue, Event, host_name, kernel_string
 from rawtrace.events.stand_ins import stand_in_records
 from rawtrace.transports.batch import Batch
@@ -36,9 +37,12 @@ Record = tuple[Any, ...]  # SYSCALL_RECORD's fields, then the bytes after them
 
 
 class Decoder:
-    """Decodes records of one trace. Kernel times (CLOCK_MONOTONIC) become wall-clock times."""
+    """Decodes records of one trace's `events` (by default the catalogue's). Kernel times
+    (CLOCK_MONOTONIC) become wall-clock times."""
 
-    def __init__(self, task_context: bool = True) -> None:
+    def __init__(
+        self, task_context: bool = True, events: Iterable[EventSpec] = BY_ID.values()
+    ) -> None:
         # Without the task walk (no BTF) the record's parent and namespace fields are 0, and
         # processId/threadId fall back to the host's ids.
         self.task_context = task_context
@@ -48,7 +52,9 @@ class Decoder:
         self._unpackers: dict[int, struct.Struct] = {}  # record stride -> its layout
         # Without BTF the events that a tracepoint feeds come from their syscall feed instead
         # (see EventSpec.tracepoint), and decode as that feed's records.
-        self._feeds = {event_id: _feed(spec, task_context) for event_id, spec in BY_ID.items()}
+        self._feeds = {
+            spec.event_id: _feed(spec, task_context) for spec in events if spec.in_kernel
+        }
         # records of clone calls standing in for a syscall the architecture lacks
         for record_id, (spec, syscall) in stand_in_records().items():
             self._feeds[record_id] = (spec, spec.decode_args, syscall)
@@ -179,8 +185,10 @@ _Feed = tuple[EventSpec, Callable[[int, bytes], tuple[ArgValue, ...]], str]
 def _feed(spec: EventSpec, task_context: bool) -> _Feed:
     """How an event's records decode: its args, and the syscall they come from ("" for a
     tracepoint's)."""
-    if spec.tracepoint is not None and task_context:
-        return spec, spec.tracepoint.decode_args, ""
+    if spec.tracepoint is not None and (task_context or spec.feed is None):
+        return spec, spec.tracepoint_decode_args, ""
+    if not isinstance(spec.feed, SyscallFeed):  # a kernel function's entry
+        return spec, spec.decode_args, ""
     return spec, spec.decode_args, spec.feed.syscall
 
 

@@ -17,7 +17,7 @@ from bpf_bytecode.programs.syscall import Tail, syscall_enter, syscall_entry_eve
 from bpf_bytecode.programs.task import TaskLayout
 from bpf_bytecode.programs.vfork import Hold, VforkMaps
 from rawtrace.attach import SyscallPrograms
-from rawtrace.events.catalogue import EventSpec
+from rawtrace.events.declaring import EventSpec
 from rawtrace.events.stand_ins import Feeding
 from rawtrace.kernel.bpf import MapType
 from rawtrace.kernel.maps import Map
@@ -72,7 +72,7 @@ def event_maps(
         )
     )
     tail = Tail(spec.capture, scratch.fileno(), hold)
-    if spec.feed.at_entry:
+    if spec.syscall_feed.at_entry:
         return EventMaps(start_times, tail)  # no start to note: the entry sends the record
     value_size = 8 + spec.capture.size
     entries = min(START_TIMES_ENTRIES, max(TAILS_ENTRIES_MIN, TAILS_BUDGET // value_size))
@@ -103,9 +103,9 @@ class EventPrograms(SyscallPrograms):
         task: TaskLayout | None,
         resources: ExitStack,
     ) -> None:
-        own = feeding.syscall == spec.feed.syscall
+        own = feeding.syscall == spec.syscall_feed.syscall
         prefix = spec.name if own else f"{spec.name}_{feeding.syscall}"
-        super().__init__(prefix, resources, at_entry=spec.feed.at_entry)
+        super().__init__(prefix, resources, at_entry=spec.syscall_feed.at_entry)
         self.spec = spec
         self.feeding = feeding
         self.start_times = maps.start_times
@@ -142,7 +142,7 @@ class EventPrograms(SyscallPrograms):
             start_times_fd=self.start_times.fileno(),
             output=self.output,
             event_id=self.feeding.record_id,
-            skip_child_return=self.spec.feed.skip_child_return,
+            skip_child_return=self.spec.syscall_feed.skip_child_return,
             filters=self.filters,
             task=self.task,
             tail=self.tail,

@@ -2,25 +2,18 @@
 than a threshold, reported while the parent still waits — the deadlock risk of vfork, seen
 before the call returns, if it ever does.
 
-Each check scans the holds map (vfork_watch); a hold is reported once.
+Each check scans the holds map (vfork_watch); a hold is reported once. The event is declared in
+the catalogue (VFORK_STALL) like the others.
 """
 
 from __future__ import annotations
 
 import time
 
-from rawtrace.events.catalogue import BY_ID, ArgSpec
+from rawtrace.events.catalogue import BY_ID, VFORK_STALL
 from rawtrace.events.event import Arg, Event, host_name
 from rawtrace.events.vfork_watch import VforkWatch
 
-# rawtrace's own event: Tracee has none like it. Its id sits above Tracee's ranges.
-STALL_EVENT_ID = 50_058
-STALL_EVENT_NAME = "vfork_stall"
-STALL_ARGS = (ArgSpec("pid", "pid_t"), ArgSpec("held_ns", "u64"), ArgSpec("threshold_ns", "u64"))
-STALL_DESCRIPTION = (
-    "with --stall-ms N: a vfork (or CLONE_VFORK clone) whose child has held its parent N ms "
-    "without exec or exit, reported while it still does; pid: the child (0: not seen yet)"
-)
 _U32 = 0xFFFFFFFF
 
 
@@ -47,7 +40,7 @@ class StallAlarm:
             tgid, tid = parent.pid_tgid >> 32, parent.pid_tgid & _U32
             call = BY_ID[parent.call].name if parent.call in BY_ID else str(parent.call)
             values = (parent.child, now - parent.start, self.threshold_ns)
-            args = tuple(Arg(spec.name, spec.type, v) for spec, v in zip(STALL_ARGS, values))
+            args = tuple(Arg(a.name, a.type, v) for a, v in zip(VFORK_STALL.args, values))
             events.append(
                 Event(
                     now + self.to_wall,
@@ -60,8 +53,8 @@ class StallAlarm:
                     _uid(tgid),
                     _comm(tid),
                     0,
-                    STALL_EVENT_ID,
-                    STALL_EVENT_NAME,
+                    VFORK_STALL.event_id,
+                    VFORK_STALL.name,
                     call,
                     0,
                     args,

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from bpf_bytecode.programs.syscall import CloneFlags
 from kernel_compat import SyscallTable, syscall_table
 from rawtrace.errors import KernelFeatureMissing
-from rawtrace.events.catalogue import CATALOGUE, EventSpec
+from rawtrace.events.catalogue import CATALOGUE
+from rawtrace.events.declaring import EventSpec, SyscallFeed
 
 _TRACEE_IDS = syscall_table("x86_64")  # as in the catalogue: Tracee's ids are x86_64's numbers
 _FEEDER_SHIFT = 16  # event ids are below 2**16; the feeding call's id goes above
@@ -35,10 +36,11 @@ def feedings(spec: EventSpec, table: SyscallTable | None = None) -> tuple[Feedin
     """The syscalls that feed `spec` on `table`'s architecture (default: this one's); an event
     that nothing can feed there is refused."""
     table = table or syscall_table()
-    syscall = spec.feed.syscall
+    feed = spec.syscall_feed
+    syscall = feed.syscall
     if syscall not in table.absent:
         return (Feeding(syscall, spec.event_id),)
-    stand_in = spec.feed.stand_in
+    stand_in = feed.stand_in
     callers = table.done_by.get(syscall, ())
     if stand_in is None or not callers:
         raise KernelFeatureMissing(
@@ -62,7 +64,8 @@ def stand_in_records(table: SyscallTable | None = None) -> Mapping[int, tuple[Ev
     return {
         feeding.record_id: (spec, feeding.syscall)
         for spec in CATALOGUE.values()
-        if spec.feed.syscall in table.absent
+        if isinstance(spec.feed, SyscallFeed)
+        and spec.feed.syscall in table.absent
         and spec.feed.stand_in is not None
         and table.done_by.get(spec.feed.syscall)
         for feeding in feedings(spec, table)

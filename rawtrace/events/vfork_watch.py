@@ -3,7 +3,8 @@ bpf_bytecode/programs/vfork.py, loaded and attached, and the holds still waiting
 
 The releases are watched at execve, execveat, exit_group and exit through the trace's attach
 family (it knows how each reaches its syscalls); the fork and signal hooks are sched and signal
-tracepoints, present wherever tracefs is.
+tracepoints, present wherever tracefs is. A successful exec's path comes from the kernel's copy
+(sched_prepare_exec, or before 6.10 sched_process_exec), which the entry may fail to read.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from bpf_bytecode.programs.vfork import (
     RELEASE,
     Cause,
     VforkMaps,
+    exec_path_from_kernel,
     exec_returned,
     note_child,
     note_signal,
@@ -27,7 +29,7 @@ from bpf_bytecode.programs.vfork import (
     release_at_exit,
     release_at_signal,
 )
-from kernel_compat import read_tracepoint_format
+from kernel_compat import FeatureMissing, TracepointFormat, read_tracepoint_format
 from rawtrace.attach import Detachable, Link, SyscallFamily, SyscallPrograms
 from rawtrace.attach.tracepoint import attach_tracepoint
 from rawtrace.kernel.bpf import MapType, ProgType
@@ -80,7 +82,13 @@ class VforkWatch:
         fork = read_tracepoint_format(tracefs, "sched", "sched_process_fork")
         sent = read_tracepoint_format(tracefs, "signal", "signal_generate")
         acted = read_tracepoint_format(tracefs, "signal", "signal_deliver")
+        exec_name, exec_format = _exec_tracepoint(tracefs)
         hooks = (
+            (
+                "sched",
+                exec_name,
+                exec_path_from_kernel(self.maps, exec_format.field("filename").offset),
+            ),
             ("sched", "sched_process_fork", note_child(self.maps, fork.field("child_pid").offset)),
             (
                 "signal",
@@ -126,6 +134,15 @@ class VforkWatch:
         for key, value in self.holds.items():
             start, child, call = HOLD.unpack(value)
             yield HeldParent(int.from_bytes(key, "little"), start, child, call)
+
+
+def _exec_tracepoint(tracefs: Path) -> tuple[str, TracepointFormat]:
+    """sched_prepare_exec (6.10), which fires before the exec wakes the parent; else
+    sched_process_exec, which may fire after the parent has returned."""
+    try:
+        return "sched_prepare_exec", read_tracepoint_format(tracefs, "sched", "sched_prepare_exec")
+    except FeatureMissing:
+        return "sched_process_exec", read_tracepoint_format(tracefs, "sched", "sched_process_exec")
 
 
 class _ReleasePrograms(SyscallPrograms):

@@ -50,6 +50,9 @@ def layout_from_btf(btf: Btf) -> TaskLayout:
         task_signal=_pointer(btf.field("task_struct", "signal")),
         signal_live=_u32(btf.field("signal_struct", "live.counter")),
         task_start_time=_u64(btf.field("task_struct", "start_time")),
+        task_mm=_pointer(btf.field("task_struct", "mm")),
+        mm_arg_start=_u64(btf.field("mm_struct", "arg_start")),
+        mm_arg_end=_u64(btf.field("mm_struct", "arg_end")),
     )
 
 

@@ -68,9 +68,9 @@ class ProcessTree:
 
     def __init__(self) -> None:
         self._processes: dict[_Key, Process] = {}
-        # clone3 children, whose flags are behind a pointer the event does not follow: each
-        # may be a thread, so it becomes a process only once it acts as one (an event of its
-        # own with its pid as the process id).
+        # clone3 children whose flags could not be read (clone3 events carry cl_args->flags,
+        # read at entry; None where that failed): each may be a thread, so it becomes a
+        # process only once it acts as one (an event of its own with its pid as process id).
         self._clone3_children: dict[_Key, tuple[Process, Event]] = {}
 
     def add_all(self, events: Iterable[Event]) -> None:
@@ -125,12 +125,12 @@ class ProcessTree:
 
     def _created(self, event: Event) -> None:
         parent = self._acting(event)
-        flags = _int(_optional_arg(event, "flags")) or 0
-        if event.event_name == "clone" and flags & CLONE_THREAD:
+        known = _int(_optional_arg(event, "flags"))
+        if known is not None and known & CLONE_THREAD:
             return  # a thread: its events are its process's
         key = (event.pid_namespace, event.return_value)
         child = self._processes.get(key)
-        if child is None and event.event_name == "clone3":
+        if child is None and event.event_name == "clone3" and known is None:
             self._clone3_children[key] = (parent, event)
             return
         if child is None:

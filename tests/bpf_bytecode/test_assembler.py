@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from bpf_bytecode import AssemblyError, Helper, Insn, Reg, assemble, decode, disassemble
+from bpf_bytecode import AssemblyError, Helper, Insn, Reg, Size, assemble, decode, disassemble
 from bpf_bytecode.asm import (
+    ATOMIC_CMPXCHG,
+    ATOMIC_FETCH,
+    ATOMIC_OR,
     add64_imm,
+    atomic,
+    atomic_add64,
     call,
     exit_,
     ja,
@@ -128,3 +133,22 @@ def test_disassembly_golden() -> None:
         exit_(),
     ]
     assert "\n".join(disassemble(assemble(program))) == GOLDEN
+
+
+def test_atomic_operations_encode_and_print() -> None:
+    code = assemble(
+        [
+            atomic_add64(Reg.R1, 8, Reg.R2),
+            atomic(Size.W, ATOMIC_OR | ATOMIC_FETCH, Reg.R1, 0, Reg.R3),
+            atomic(Size.DW, ATOMIC_CMPXCHG, Reg.R1, 16, Reg.R4),
+        ]
+    )
+    # BPF_STX | BPF_ATOMIC | size: 0xdb (u64), 0xc3 (u32); the operation in imm
+    assert code[0::8] == bytes([0xDB, 0xC3, 0xDB])
+    assert [line.split(") ", 1)[1] for line in disassemble(code)] == [
+        "lock *(u64 *)(r1 +8) += r2",
+        "lock *(u32 *)(r1 +0) fetch_or r3",
+        "lock *(u64 *)(r1 +16) cmpxchg r4",
+    ]
+    with pytest.raises(ValueError, match="32 or 64"):
+        atomic(Size.B, 0, Reg.R1, 0, Reg.R2)

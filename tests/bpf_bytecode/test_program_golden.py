@@ -25,8 +25,11 @@ from bpf_bytecode.programs.capture import (
     ArgsInUserRegs,
     Capture,
     ExecStrings,
+    FirstU64,
     SyscallArgs,
+    UserString,
 )
+from bpf_bytecode.programs.exec_facts import ExecRecord, exec_event, fix_exec_records
 from bpf_bytecode.programs.filters import Filters
 from bpf_bytecode.programs.follow import follow_forks, forget_frees
 from bpf_bytecode.programs.output import Output, PerfOutput, RingbufOutput
@@ -42,11 +45,13 @@ from bpf_bytecode.programs.syscall import (
     syscall_exit,
 )
 from bpf_bytecode.programs.task import TaskLayout
+from bpf_bytecode.programs.tracepoint_copy import CtxCopy, CtxString, tracepoint_copy
 from bpf_bytecode.programs.vfork import (
     Cause,
     HeldWhen,
     Hold,
     VforkMaps,
+    exec_path_from_kernel,
     exec_returned,
     note_child,
     note_signal,
@@ -95,6 +100,9 @@ TASK = TaskLayout(
     task_signal=1848,
     signal_live=4,
     task_start_time=1648,
+    task_mm=1136,
+    mm_arg_start=488,
+    mm_arg_end=496,
 )
 
 # x86_64's pt_regs: di, si, dx, r10, r8, r9; ax holds the return value, orig_ax the number
@@ -136,9 +144,9 @@ EVENTS_CATALOGUE: dict[str, tuple[int, Capture | None, HeldWhen | None, bool]] =
     "vfork": (58, Capture(), HeldWhen.ALWAYS, True),
     "fork": (57, None, None, True),
     "clone": (56, Capture(arg_count=5), HeldWhen.CLONE_FLAGS, True),
-    "clone3": (435, Capture(arg_count=2), HeldWhen.CLONE_ARGS, True),
-    "execve": (59, Capture(arg_count=3, strings=ExecStrings(0, 1)), None, False),
-    "execveat": (322, Capture(arg_count=5, strings=ExecStrings(1, 2)), None, False),
+    "clone3": (435, Capture(arg_count=2, fields=(FirstU64(),)), HeldWhen.CLONE_ARGS, True),
+    "execve": (59, Capture(arg_count=3, fields=(ExecStrings(0, 1),)), None, False),
+    "execveat": (322, Capture(arg_count=5, fields=(ExecStrings(1, 2),)), None, False),
 }
 
 
@@ -244,6 +252,12 @@ CASES: dict[str, Callable[[], list[Item]]] = {
         for event in ("vfork", "clone", "clone3", "execve", "execveat")
     },
     "clone_enter_tp_no_hold": lambda: enter("clone", tracepoint(), with_hold=False),
+    # a declared event's string arg (rawtrace.syscall_event: an int, then a const char*)
+    "int_and_string_enter_tp": lambda: syscall_enter(
+        start_times_fd=START_TIMES,
+        args=tracepoint().args,
+        tail=Tail(Capture(arg_count=2, fields=(UserString(1, 256),)), SCRATCH),
+    ),
     "clone_exit_tp_no_hold": lambda: leave("clone", tracepoint(), with_hold=False),
     "vfork_enter_tp_comms": lambda: enter("vfork", tracepoint(), "comms"),
     "vfork_enter_tp_all": lambda: enter("vfork", tracepoint(), "all"),
@@ -280,6 +294,46 @@ CASES: dict[str, Callable[[], list[Item]]] = {
     "vfork_release_at_exit_raw": lambda: release_at_exit(VFORK, raw([231]).match, raw([231]).args),
     "vfork_exec_returned_tp": lambda: exec_returned(VFORK, tracepoint().load_ret),
     "vfork_exec_returned_raw": lambda: exec_returned(VFORK, raw([59, 322]).load_ret),
+    "vfork_exec_path_from_kernel": lambda: exec_path_from_kernel(VFORK, 12),
+    # exec facts on sched_process_exec: the exec events' noted tails, and the event
+    "exec_facts_fix": lambda: fix_exec_records(
+        [ExecRecord(START_TIMES, 32), ExecRecord(START_TIMES, 48)], 8, TASK
+    ),
+    "exec_facts_fix_no_task": lambda: fix_exec_records([ExecRecord(START_TIMES, 32)], 8, None),
+    "exec_event_all_task_ringbuf": lambda: exec_event(
+        filename_loc=8,
+        output=RING,
+        event_id=715,
+        filters=FILTERS["all"],
+        task=TASK,
+        tail=Tail(Capture(fields=(ExecStrings(0, 1),)), SCRATCH),
+    ),
+    "exec_event_perf": lambda: exec_event(
+        filename_loc=8,
+        output=PERF,
+        event_id=715,
+        filters=FILTERS["none"],
+        task=None,
+        tail=Tail(Capture(fields=(ExecStrings(0, 1),)), SCRATCH),
+    ),
+    # a declared kprobe event (rawtrace.kprobe_event): an int and a kernel string, at entry
+    "kprobe_event_int_and_kernel_string": lambda: syscall_entry_event(
+        args=kprobe_plain().args,
+        output=PERF,
+        event_id=70_000,
+        filters=FILTERS["none"],
+        task=TASK,
+        tail=Tail(Capture(arg_count=2, fields=(UserString(1, 256, kernel=True),)), SCRATCH),
+    ),
+    # a declared tracepoint event: its fields copied from the context
+    "tracepoint_copy_all_task": lambda: tracepoint_copy(
+        fields=[CtxCopy(8, 4), CtxCopy(20, 16), CtxString(12, 256)],
+        output=RING,
+        event_id=60_261,
+        filters=FILTERS["all"],
+        task=TASK,
+        tail=Tail(Capture(), SCRATCH, extra=4 + 16 + 264),
+    ),
     # following a process tree
     "follow_forks": lambda: follow_forks(FOLLOWED, 44),
     "forget_frees": lambda: forget_frees(FOLLOWED, 24),

@@ -42,6 +42,8 @@ def test_every_table_holds_the_numbers_rawtrace_calls() -> None:
 
 def test_traced_syscalls_on_the_tested_architectures() -> None:
     traced = {"clone", "clone3", "execve", "execveat", "exit", "exit_group", "fork", "vfork"}
+    # and those declarations may name (rawtrace.syscall_event): kill, openat
+    traced |= {"kill", "openat"}
     for machine in ("x86_64", "aarch64", "riscv64"):
         table = TABLES[machine]
         assert traced == set(table.numbers) - {"bpf", "perf_event_open"} | table.absent, machine
@@ -49,6 +51,8 @@ def test_traced_syscalls_on_the_tested_architectures() -> None:
     assert syscall_number("perf_event_open", "x86_64") == 298
     assert syscall_number("bpf", "aarch64") == syscall_number("bpf", "riscv64") == 280
     assert syscall_number("perf_event_open", "aarch64") == 241
+    assert (syscall_number("kill", "x86_64"), syscall_number("kill", "aarch64")) == (62, 129)
+    assert (syscall_number("openat", "x86_64"), syscall_number("openat", "riscv64")) == (257, 56)
 
 
 def test_exits_seen_as() -> None:

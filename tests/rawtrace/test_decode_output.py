@@ -15,9 +15,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bpf_bytecode.programs.capture import ARG_SIZE, ARGV_MAX, PATH_SIZE
+from bpf_bytecode.programs.capture import (
+    ARG_SIZE,
+    ARGV_MAX,
+    PATH_SIZE,
+    UNAVAILABLE_ARGV,
+    UNAVAILABLE_PATH,
+)
 from bpf_bytecode.programs.record import SYSCALL_RECORD
-from bpf_bytecode.programs.vfork import BLOCK, RELEASE, RELEASED, Cause
+from bpf_bytecode.programs.vfork import BLOCK, PATH_UNAVAILABLE, RELEASE, RELEASED, Cause
 from kernel_compat import FeatureMissing
 from kernel_compat.system.cgroups import cgroup2_mountpoint
 from rawtrace.events.catalogue import BY_ID
@@ -349,3 +355,14 @@ def test_every_row_has_its_clock_whatever_second_it_is() -> None:
         writer.write(Event(at, 0, 0, 1, 1, 1, 1, 0, "a", 0, 57, "fork", "fork", 2, ()))
     clocks = [row[:15] for row in out.getvalue().splitlines()[1:]]
     assert clocks == [time.strftime("%H:%M:%S", time.localtime(s)) + ".000005" for s in (1, 1, 0)]
+
+
+def test_strings_whose_read_faulted_are_unavailable_not_empty() -> None:
+    execve = _execve_record(b"", [], UNAVAILABLE_PATH | UNAVAILABLE_ARGV, ts=6_000)
+    held = BLOCK.pack(1_000, RELEASE.pack(Cause.EXECVE | RELEASED | PATH_UNAVAILABLE, 0, b""))
+    vfork, exec_event = Decoder().decode(Batch.of([execve, vfork_record(10, block=held)]))
+    assert (exec_event.arg("pathname"), exec_event.arg("argv")) == (None, None)
+    assert exec_event.arg("truncated") is False
+    assert (vfork.arg("released_by"), vfork.arg("exec_path")) == ("execve", None)
+    line = json.loads(json_line(exec_event))
+    assert [arg["value"] for arg in line["args"]] == [None, None, None, False]

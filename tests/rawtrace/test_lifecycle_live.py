@@ -123,10 +123,15 @@ def test_lifecycle_of_known_processes(family: str) -> None:
     # fexecve is execveat(fd, "", argv, envp, AT_EMPTY_PATH). A successful one returns as
     # execve on x86_64's syscall tracepoints: it must still come as execveat, and only once.
     at = only("execveat", fd_exec)
-    assert (at.arg("dirfd"), at.arg("pathname")) == (not_a_program, "")
+    # fexecve's "" is a libc literal: its page may be one the child never touched, which the
+    # entry cannot read, and a failed exec has no kernel copy to take instead (unavailable)
+    assert at.arg("dirfd") == not_a_program and at.arg("pathname") in ("", None)
     assert (at.arg("argv"), at.arg("flags"), at.return_value) == (("true", "fd"), 4096, -13)
     ran = only("execveat", fd_true)
-    assert (ran.arg("pathname"), ran.arg("argv"), ran.return_value) == ("", ("true", "at"), 0)
+    assert (ran.arg("argv"), ran.return_value) == (("true", "at"), 0)
+    # "" as passed, or where the entry could not read it the kernel's name for the fd's file
+    path = ran.arg("pathname")
+    assert path == "" or (isinstance(path, str) and path.startswith("/dev/fd/")), path
     assert not [e for e in events if e.event_name == "execve" and e.host_process_id == fd_true]
     # a thread: clone3 (glibc 2.34+) or clone; either way the thread's id is returned
     spawned = [e for e in events if e.event_name in ("clone", "clone3") and e.host_process_id == me]

@@ -14,7 +14,7 @@ from bpf_bytecode.asm import exit_, mov64_reg
 from kernel_compat import pmu_format_bit, pmu_type
 from rawtrace import KernelFeatureMissing, VerifierError, trace
 from rawtrace.events import catalogue
-from rawtrace.events.catalogue import EventSpec, SyscallFeed
+from rawtrace.events.declaring import EventSpec, SyscallFeed
 from rawtrace.kernel.bpf import ProgType
 from rawtrace.kernel.loading import load_program
 
@@ -42,7 +42,7 @@ def test_missing_tracepoint_names_it_and_the_config(monkeypatch: pytest.MonkeyPa
         event_id=100_000,
         args=(),
         feed=SyscallFeed("rawtrace_no_such_call"),
-        decode_args=lambda ret, tail: (),
+        fields=(),
         description="a syscall no kernel has",
     )
     monkeypatch.setitem(catalogue.CATALOGUE, "nosuch", spec)  # type: ignore[attr-defined]

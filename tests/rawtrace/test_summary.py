@@ -131,6 +131,16 @@ def test_clone3_children_count_once_they_act_as_processes() -> None:
     ]
 
 
+def test_clone3_flags_tell_threads_from_processes_at_once() -> None:
+    tree = ProcessTree()
+    tree.add(event("clone3", 10, "app", 1, ret=11, start_ms=1, flags=0x3D0F00))  # a thread
+    tree.add(event("clone3", 10, "app", 2, ret=12, start_ms=1, flags=0))  # a process
+    assert tree.render().splitlines() == [
+        "10 app: no exit seen",
+        "└─12 app: clone3, no exit seen",
+    ]
+
+
 def test_a_death_by_signal_where_the_exit_event_tells_it() -> None:
     tree = ProcessTree()
     tree.add(exit_(10, "sleep", 1, 0, signal=9))

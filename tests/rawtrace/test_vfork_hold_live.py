@@ -202,6 +202,34 @@ def test_the_command_line_reports_a_stall_before_the_call_returns(vfork_child: P
     assert (released["released_by"], released["exit_code"]) == ("exit", 3)
 
 
+def test_vfork_stall_can_be_named_alone_in_the_api(vfork_child: Path) -> None:
+    # the holding calls are traced for it, and not delivered
+    with rawtrace.trace("vfork_stall", comm=WORKLOAD, stall_ms=200) as tracer:
+        workload = _start(vfork_child, "800", "exit", "3")
+        [stall] = _events_of(tracer, workload.pid, "vfork_stall")
+        child = _finish(workload)
+        later = [e.event_name for e in tracer.read(0.5) if e.process_id == workload.pid]
+    assert (stall.arg("pid"), stall.arg("threshold_ns")) == (child, 200_000_000)
+    assert later == []
+
+
+def test_vfork_stall_can_be_named_in_the_command_line(vfork_child: Path) -> None:
+    # without --stall-ms: the default threshold, 1000 ms
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "rawtrace", "trace", "vfork_stall", "--json"),
+            *("--", str(vfork_child), "1500", "exit", "3"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,  # under QEMU's TCG a start takes seconds
+    )
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [e["eventName"] for e in events] == ["vfork_stall"]
+    assert events[0]["args"][2] == {"name": "threshold_ns", "type": "u64", "value": 1_000_000_000}
+
+
 def test_the_event_list_names_the_hold_args_and_the_stall_event(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
