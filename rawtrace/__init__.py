@@ -6,7 +6,13 @@
 ...         print(event.process_name, event.arg("pid"))
 """
 
-from rawtrace.errors import KernelFeatureMissing, PermissionMissing, RawtraceError, VerifierError
+from rawtrace.errors import (
+    KernelFeatureMissing,
+    PermissionMissing,
+    RawtraceError,
+    UsageError,
+    VerifierError,
+)
 from rawtrace.events.event import Arg, Event
 from rawtrace.outputs.process_tree import ProcessTree
 from rawtrace.tracer import Tracer, TraceStats, trace
@@ -22,6 +28,7 @@ __all__ = [
     "RawtraceError",
     "TraceStats",
     "Tracer",
+    "UsageError",
     "VerifierError",
     "__version__",
     "trace",

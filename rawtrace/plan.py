@@ -8,18 +8,19 @@ of a plan; a Tracer (rawtrace.tracer) reads it.
 
 from __future__ import annotations
 
-import math
+import mmap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bpf_bytecode.programs.filters import Filters
+from kernel_compat import online_cpus
+from rawtrace.attach.ladder import ATTACH_MODES
 from rawtrace.attach.ladder import AUTO as AUTO_ATTACH
-from rawtrace.attach.ladder import rungs
-from rawtrace.errors import RawtraceError
+from rawtrace.errors import RawtraceError, UsageError
 from rawtrace.events.catalogue import EventSpec, lookup
-from rawtrace.filters.kinds import FilterValues, build_filters
+from rawtrace.filters.kinds import FilterValues, build_filters, check_pid
 from rawtrace.filters.placing import AUTO as AUTO_FILTERS
-from rawtrace.filters.placing import check_mode
+from rawtrace.filters.placing import FILTERS_IN
 from rawtrace.transports.opening import AUTO as AUTO_TRANSPORT
 from rawtrace.transports.opening import TRANSPORTS
 from rawtrace.transports.perf_reader import DEFAULT_PAGES
@@ -55,19 +56,24 @@ class TracePlan:
     ) -> TracePlan:
         """Check every option; `filters` are the kinds of rawtrace.filters.kinds (pid, tid,
         uid, comm, cgroup, container), each one value or several. Raises RawtraceError naming
-        the option and what it accepts."""
-        specs = tuple(lookup(events if isinstance(events, str) else list(events)))
-        rungs(attach)  # an unknown mode fails here, before anything is made
-        if transport not in TRANSPORTS:
-            raise RawtraceError(
-                f"unknown transport {transport!r}", f"use one of {', '.join(TRANSPORTS)}"
+        the option and what it accepts: a UsageError, never a TypeError."""
+        specs = event_specs(events)
+        _one_of("attach mode", attach, ATTACH_MODES)
+        _one_of("transport", transport, TRANSPORTS)
+        _one_of("filters_in", filters_in, FILTERS_IN)
+        if follow is not None:
+            follow = check_pid("--follow", follow)
+        _check_pages(pages)
+        if stall_ms is not None and not (
+            type(stall_ms) in (int, float) and 0 < stall_ms < _STALL_MS_MAX
+        ):
+            raise UsageError(
+                f"stall_ms (--stall-ms) {stall_ms!r} is no threshold",
+                f"give a number of milliseconds above 0 and below {_STALL_MS_MAX:.0e}",
             )
         built = build_filters(filters)
-        check_mode(filters_in)
-        if stall_ms is not None and not (stall_ms > 0 and math.isfinite(stall_ms)):
-            raise RawtraceError(f"a stall threshold of {stall_ms} ms", "give a positive --stall-ms")
         if stall_ms is not None and not any(spec.holds is not None for spec in specs):
-            raise RawtraceError(
+            raise UsageError(
                 "a stall alarm watches vfork, clone and clone3, and none of them is traced",
                 "add vfork (or clone, clone3) to the events",
             )
@@ -77,3 +83,46 @@ class TracePlan:
     def holds(self) -> bool:
         """Whether an event of the plan can hold its parent (vfork, clone, clone3)."""
         return any(spec.holds is not None for spec in self.events)
+
+
+# The alarm's threshold in ns is a u64 event argument
+_STALL_MS_MAX = float(1 << 63) / 1_000_000
+# All the rings together: the ring buffer's size is a u32 and a power of two, and more than
+# a GiB of locked memory is no tracer's business
+RING_BYTES_MAX = 1 << 30
+
+
+def event_specs(events: object) -> tuple[EventSpec, ...]:
+    """The specs of event names (a list, or one comma-separated string), each named once."""
+    names = events.split(",") if isinstance(events, str) else events
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise UsageError(
+            f"events: event names, as a list or one comma-separated string, not {events!r}",
+            "rawtrace trace --list shows them",
+        )
+    names = [name.strip() for name in names]
+    if not any(names):
+        raise UsageError("no events to trace", "name at least one (rawtrace trace --list)")
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise UsageError(f"events named more than once: {', '.join(twice)}", "name each once")
+    try:
+        return tuple(lookup(names))
+    except RawtraceError as exc:
+        raise UsageError(exc.cause, exc.fix) from exc
+
+
+def _one_of(option: str, value: object, accepted: Sequence[str]) -> None:
+    if not isinstance(value, str) or value not in accepted:
+        raise UsageError(f"unknown {option} {value!r}", f"choose one of {', '.join(accepted)}")
+
+
+def _check_pages(pages: object) -> None:
+    cpus = len(online_cpus())
+    most = max(RING_BYTES_MAX // (cpus * mmap.PAGESIZE), 1)
+    if type(pages) is not int or not 0 < pages <= most or pages & (pages - 1):
+        raise UsageError(
+            f"pages {pages!r} is no ring size",
+            f"give a power of two from 1 to {most} ({cpus} CPUs of {mmap.PAGESIZE}-byte pages, "
+            f"{RING_BYTES_MAX >> 20} MiB in all at most)",
+        )

@@ -9,35 +9,38 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import replace
-from types import FrameType
-from typing import TextIO
+from typing import Callable, NoReturn, TextIO
 
 import rawtrace
 from kernel_compat import online_cpus
 from rawtrace.attach import ladder as plan
 from rawtrace.cli.features_report import collect, format_table, runtime
 from rawtrace.cli.held_command import HeldCommand
-from rawtrace.errors import RawtraceError, VerifierError
-from rawtrace.events.catalogue import CATALOGUE, lookup
+from rawtrace.cli.stop_signals import StopSignals
+from rawtrace.errors import RawtraceError, UsageError, VerifierError, reason
+from rawtrace.events.catalogue import CATALOGUE
 from rawtrace.events.event import Event
 from rawtrace.events.stalls import STALL_ARGS, STALL_DESCRIPTION, STALL_EVENT_ID, STALL_EVENT_NAME
 from rawtrace.filters.kinds import KINDS
 from rawtrace.outputs.formats import JsonWriter, TableWriter
 from rawtrace.outputs.process_tree import ProcessTree, with_summary_events
-from rawtrace.plan import TracePlan
-from rawtrace.tracer import Tracer
+from rawtrace.outputs.sink import EventSink, open_destination
+from rawtrace.plan import RING_BYTES_MAX, TracePlan, event_specs
+from rawtrace.tracer import Tracer, TraceStats
 from rawtrace.transports.opening import AUTO, TRANSPORTS, pages_within
 from rawtrace.transports.perf_reader import DEFAULT_PAGES
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="rawtrace",
         description="eBPF tracing in pure Python: no compiler, BCC or kernel headers needed.",
     )
@@ -145,29 +148,31 @@ def _event_list() -> str:
 def _size(text: str) -> int:
     units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
     number, unit = (text[:-1], units[text[-1].upper()]) if text[-1:].upper() in units else (text, 1)
+    accepted = f"a size from 1 to {RING_BYTES_MAX >> 30}G, like 512K or 8M, not {text!r}"
     try:
-        return int(number) * unit
+        size = int(number) * unit
     except ValueError:
-        raise argparse.ArgumentTypeError(f"a size like 512K or 8M, not {text!r}") from None
+        raise argparse.ArgumentTypeError(accepted) from None
+    if not 0 < size <= RING_BYTES_MAX:
+        raise argparse.ArgumentTypeError(accepted)
+    return size
 
 
 def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"a number above 0 (and not inf), not {text!r}")
     return value
 
 
-class _StopSignal:
-    """Turns SIGINT and SIGTERM into a flag that the read loop checks."""
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line (argparse prints the usage first), exit status 2."""
 
-    def __init__(self) -> None:
-        self.received = False
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, self._handle)
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self.received = True
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (--help shows the options)\n")
 
 
 def _slow_path_warning() -> str | None:
@@ -185,44 +190,38 @@ def _slow_path_warning() -> str | None:
     return f"rawtrace: warning: {slow} (slower): {'; '.join(dict.fromkeys(why))}"
 
 
-def _run_trace(args: argparse.Namespace, out: TextIO) -> int:
-    """Trace until a signal, --duration or COMMAND's end; COMMAND's exit status, else 0."""
+def _run_trace(args: argparse.Namespace) -> int:
+    """Trace until a signal, --duration or COMMAND's end. The exit status: COMMAND's, else 0;
+    1 (or COMMAND's status if not 0) when the trace failed or events were not written."""
     warning = _slow_path_warning()
     if warning:
         print(warning, file=sys.stderr)
-    stop = _StopSignal()
-    shown = [spec.name for spec in lookup(args.events)]
-    printed = [*shown, STALL_EVENT_NAME]  # --summary's own events are not printed
+    stop = StopSignals()
+    sink = _event_sink(args.output, stop.received)
     tree = ProcessTree() if args.summary else None
-    written = 0
-    plan = TracePlan.build(
-        with_summary_events(shown) if tree else shown,
-        follow=args.follow,
-        stall_ms=args.stall_ms,
-        pages=DEFAULT_PAGES
-        if args.buffer is None
-        else pages_within(args.buffer, len(online_cpus())),
-        transport=args.transport,
-        attach=args.attach,
-        **{kind.name: getattr(args, kind.name) for kind in KINDS},
-    )
+    printed = [*args.shown, STALL_EVENT_NAME]  # --summary's own events are not printed
+    writer = JsonWriter(sink) if args.json else TableWriter(sink)
+    failure: str | None = None
     with contextlib.ExitStack() as stack:
+        stack.callback(sink.close)
         # Events own standard output unless they go to a file: COMMAND writes to stderr then.
         command = None
+        plan = args.plan
         if args.command:
             command_out = None if args.output else sys.stderr.fileno()
             command = stack.enter_context(HeldCommand(args.command, command_out))
             plan = replace(plan, follow=command.pid)
 
         def write(events: list[Event]) -> None:
-            nonlocal written
-            written += _write(events, writer, tree, printed)
-            out.flush()
+            _write(events, writer, tree, printed)
+            sink.flush()
+            if sink.failure or sink.reader_gone:
+                tracer.stop()  # nowhere to write: the trace ends (what is left is counted)
 
         tracer = stack.enter_context(Tracer(plan, on_batch=write))
-        if args.output:
-            out = stack.enter_context(open(args.output, "w", encoding="utf-8"))
-        writer = JsonWriter(out) if args.json else TableWriter(out)
+        sink.flush(counted=False)  # the table's header, once tracing works
+        if sink.failure:  # before COMMAND runs
+            raise RawtraceError(f"cannot write events to {sink.name}: {sink.failure}")
         names = ",".join(spec.name for spec in tracer.specs)
         via = tracer.attach_choice.family if tracer.attach_choice else args.attach
         if not args.quiet:
@@ -230,22 +229,69 @@ def _run_trace(args: argparse.Namespace, out: TextIO) -> int:
         sys.stderr.flush()
         if command:
             command.release()
+            stop.forward_to = command.pid
         finished = command.finished if command else lambda: False
-        tracer.run(args.duration, until=lambda: stop.received or finished())
+        try:
+            tracer.run(args.duration, until=lambda: stop.received() or finished())
+        except (RawtraceError, OSError) as exc:
+            if command is None:
+                raise
+            failure = reason(exc)  # COMMAND runs on to its end, untouched
         stats = tracer.stats()
-        status = command.wait() if command else 0
+        tracer.close()
+        status = _command_status(command, stop, failure)
     if tree is not None:
         print("rawtrace: process tree", file=sys.stderr)
         sys.stderr.write(tree.render())
     if not args.quiet:
-        per_cpu = ", ".join(f"cpu{c}: {n}" for c, n in sorted(stats.lost_per_cpu.items()))
-        # Probe misses are unknown where the kernel keeps them to itself (kprobe PMU before 6.7).
-        missed = "unknown" if stats.missed is None else stats.missed
-        lost = f"{stats.lost} lost ({per_cpu}; probe misses: {missed})"
-        # The summary's events and filters applied in user space leave the rings unprinted.
-        read = f"; {stats.delivered} read from the rings" if stats.delivered != written else ""
-        print(f"rawtrace: {written} events, {lost}{read}", file=sys.stderr)
+        print(_summary(stats, sink), file=sys.stderr)
+    if failure or sink.failure:
+        print(f"rawtrace: the trace is incomplete: {failure or sink.failure}", file=sys.stderr)
+        return status or 1
     return status
+
+
+def _command_status(command: HeldCommand | None, stop: StopSignals, failure: str | None) -> int:
+    """COMMAND's exit status once it ends, else 0. A second stop signal leaves it running."""
+    if command is None:
+        return 0
+    if failure:
+        print(f"rawtrace: {failure}; {command.argv[0]} runs on to its end", file=sys.stderr)
+    while not command.finished():
+        if stop.received():
+            print(f"rawtrace: {command.argv[0]} (pid {command.pid}) runs on", file=sys.stderr)
+            return 128 + signal.SIGTERM
+        time.sleep(0.05)
+    return command.wait()
+
+
+def _event_sink(output: str | None, stop: Callable[[], bool]) -> EventSink:
+    """Where events go: -o FILE (checked now, before anything is loaded), or stdout."""
+    if output is not None:
+        return EventSink(open_destination(output, stop), output, stop)
+    if sys.stdout is None:  # started with >&-
+        raise RawtraceError("standard output is closed", "give -o FILE for the events")
+    sys.stdout.flush()
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):  # replaced in-process, as tests do
+        fd = 1
+    return EventSink(os.dup(fd), "standard output", stop)
+
+
+def _summary(stats: TraceStats, sink: EventSink) -> str:
+    """The last line: events written, lost (per CPU, in probes), and not written."""
+    per_cpu = ", ".join(f"cpu{c}: {n}" for c, n in sorted(stats.lost_per_cpu.items()))
+    # Probe misses are unknown where the kernel keeps them to itself (kprobe PMU before 6.7).
+    missed = "unknown" if stats.missed is None else stats.missed
+    line = f"rawtrace: {sink.written} events, {stats.lost} lost ({per_cpu}; probe misses: {missed})"
+    if sink.unwritten:
+        cause = sink.failure or "the reader closed the pipe"
+        line += f", {sink.unwritten} not written to {sink.name} ({cause})"
+    # The summary's events and filters applied in user space leave the rings unprinted.
+    if stats.delivered != sink.written + sink.unwritten:
+        line += f"; {stats.delivered} read from the rings"
+    return line
 
 
 def _write(
@@ -253,15 +299,13 @@ def _write(
     writer: JsonWriter | TableWriter,
     tree: ProcessTree | None,
     printed: Sequence[str],
-) -> int:
-    """Write the events the user asked for, once the tree (with --summary) has seen them all;
-    how many were written."""
+) -> None:
+    """Write the events the user asked for, once the tree (with --summary) has seen them all."""
     if tree is not None:
         tree.add_all(events)
         events = [event for event in events if event.event_name in printed]
     for event in events:
         writer.write(event)
-    return len(events)
 
 
 def _run_features(args: argparse.Namespace, out: TextIO) -> None:
@@ -277,24 +321,56 @@ def keep_log(error: VerifierError) -> str:
     return path
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    words = list(sys.argv[1:] if argv is None else argv)
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    """The arguments, checked: for `trace`, `plan` holds the TracePlan (no root needed). A
+    usage error exits 2 with one line on stderr; --help and --version exit 0."""
+    words = list(argv)
     # `-- COMMAND ARGS` is split off by hand: argparse's subparsers do not pass `--` through.
-    command = words[words.index("--") + 1 :] if "--" in words else []
+    split = words.index("--") if "--" in words else len(words)
     parser = _parser()
-    args = parser.parse_args(words[: len(words) - len(command) - 1] if command else words)
-    args.command = command
+    args = parser.parse_args(words[:split])
+    args.command = words[split + 1 :]
+    if args.subcommand != "trace" or args.list:
+        return args
+    if split < len(words) and not args.command:
+        parser.error("-- ends the options but no COMMAND follows it")
+    if args.command and args.follow is not None:
+        parser.error("--follow and -- COMMAND both say whom to follow: give one of them")
+    args.events = _chosen_events(args, parser)
+    try:
+        args.shown = [spec.name for spec in event_specs(args.events)]
+        args.plan = TracePlan.build(
+            with_summary_events(args.shown) if args.summary else args.shown,
+            follow=args.follow,
+            stall_ms=args.stall_ms,
+            pages=DEFAULT_PAGES
+            if args.buffer is None
+            else pages_within(args.buffer, len(online_cpus())),
+            transport=args.transport,
+            attach=args.attach,
+            **{kind.name: getattr(args, kind.name) for kind in KINDS},
+        )
+    except UsageError as exc:
+        parser.error(str(exc))
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    keep_standard_fds()
+    args = parse(sys.argv[1:] if argv is None else argv)
     try:
         if args.subcommand == "trace" and args.list:
             sys.stdout.write(_event_list())
         elif args.subcommand == "trace":
-            args.events = _chosen_events(args, parser)
-            return _run_trace(args, sys.stdout)
+            return _run_trace(args)
         elif args.subcommand == "features":
             _run_features(args, sys.stdout)
     except VerifierError as exc:
         print(f"rawtrace: {exc}; the verifier's log is in {keep_log(exc)}", file=sys.stderr)
         return 1
+    except UsageError as exc:
+        print(f"rawtrace: error: {exc}", file=sys.stderr)
+        return 2
     except RawtraceError as exc:
         print(f"rawtrace: {exc}", file=sys.stderr)
         return 1
@@ -302,3 +378,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()  # the reader went away (| head): nothing left to say
         return 0
     return 0
+
+
+def keep_standard_fds() -> None:
+    """Put /dev/null on a closed fd 0, 1 or 2, so that no file rawtrace opens lands there and
+    no status line can end up in the event stream; a closed stderr drops the status lines."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            os.open(os.devnull, os.O_RDWR)  # the lowest free fd: this one
+    if sys.stderr is None:
+        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115 - lives as long as the process

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from json.encoder import encode_basestring_ascii
-from typing import TextIO
+from typing import Protocol
 
 from rawtrace.events.event import ArgValue, Event
 
@@ -69,6 +69,12 @@ _EVENT = (
 _ARG = '{"name":%s,"type":%s,"value":%s}'
 
 
+class LineStream(Protocol):
+    """Where a writer puts its lines, one write() each: a text file, or the CLI's EventSink."""
+
+    def write(self, text: str, /) -> int: ...
+
+
 class _NotSimple(Exception):
     """An argument value that the template does not spell like json.dumps."""
 
@@ -101,7 +107,7 @@ class TableWriter:
 
     HEADER = f"{'TIME':<15} {'PID':>7} {'COMM':<16} {'EVENT':<11} {'RET':>6} ARGS"
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: LineStream) -> None:
         self.stream = stream
         self.stream.write(self.HEADER + "\n")
         # localtime and strftime cost more than the rest of a row: once per second will do
@@ -129,7 +135,7 @@ def _cell(value: ArgValue) -> str:
 
 
 class JsonWriter:
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: LineStream) -> None:
         self.stream = stream
 
     def write(self, event: Event) -> None:
