@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import json
 import math
 import os
@@ -197,7 +198,7 @@ def _run_trace(args: argparse.Namespace) -> int:
     if warning:
         print(warning, file=sys.stderr)
     stop = StopSignals()
-    sink = _event_sink(args.output, stop.received)
+    sink = _event_sink(args.output, stop.asked)
     tree = ProcessTree() if args.summary else None
     printed = [*args.shown, STALL_EVENT_NAME]  # --summary's own events are not printed
     writer = JsonWriter(sink) if args.json else TableWriter(sink)
@@ -210,6 +211,7 @@ def _run_trace(args: argparse.Namespace) -> int:
         if args.command:
             command_out = None if args.output else sys.stderr.fileno()
             command = stack.enter_context(HeldCommand(args.command, command_out))
+            stop.forward_to = command.pid
             plan = replace(plan, follow=command.pid)
 
         def write(events: list[Event]) -> None:
@@ -229,7 +231,6 @@ def _run_trace(args: argparse.Namespace) -> int:
         sys.stderr.flush()
         if command:
             command.release()
-            stop.forward_to = command.pid
         finished = command.finished if command else lambda: False
         try:
             tracer.run(args.duration, until=lambda: stop.received() or finished())
@@ -382,11 +383,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def keep_standard_fds() -> None:
     """Put /dev/null on a closed fd 0, 1 or 2, so that no file rawtrace opens lands there and
-    no status line can end up in the event stream; a closed stderr drops the status lines."""
+    no status line can end up in the event stream; a closed stderr drops the status lines (as
+    does one open only for reading, as a shell script's fd can be)."""
     for fd in (0, 1, 2):
         try:
             os.fstat(fd)
         except OSError:
             os.open(os.devnull, os.O_RDWR)  # the lowest free fd: this one
+    if fcntl.fcntl(2, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)
+        os.close(null)
     if sys.stderr is None:
         sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115 - lives as long as the process

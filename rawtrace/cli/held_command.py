@@ -40,14 +40,15 @@ class HeldCommand:
         read_end, self._go = os.pipe()
         self.pid = os.fork()
         if self.pid == 0:  # the child: nothing here may return into the tracer's code
+            # a signal forwarded before release ends COMMAND as it would a running one
+            for signum in (*_RESTORED, signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, signal.SIG_DFL)
             os.close(self._go)
             go = os.read(read_end, 1)
             if go != b"x":
                 os._exit(1)  # the tracer went away before releasing us
             if stdout is not None:
                 os.dup2(stdout, 1)
-            for signum in (*_RESTORED, signal.SIGINT, signal.SIGTERM):
-                signal.signal(signum, signal.SIG_DFL)
             try:
                 os.execv(program, self.argv)
             except OSError as exc:

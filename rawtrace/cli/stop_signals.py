@@ -35,6 +35,10 @@ class StopSignals:
             with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
                 os.kill(self.forward_to, signum)
 
+    def asked(self) -> bool:
+        """Whether any stop signal came: a wait on the destination gives up then."""
+        return self.count > 0
+
     def received(self) -> bool:
         """Whether the trace should end: any signal, or with COMMAND a second one."""
         return self.count >= (1 if self.forward_to is None else 2)

@@ -39,7 +39,9 @@ def open_destination(path: str, stop: Callable[[], bool]) -> int:
             break
         except OSError as exc:
             # a FIFO without a reader: O_NONBLOCK makes the open fail instead of hanging
-            if exc.errno != errno.ENXIO or stop():
+            if exc.errno == errno.ENXIO and stop():
+                raise RawtraceError(f"stopped while {path} had no reader: nothing traced") from exc
+            if exc.errno != errno.ENXIO:
                 raise RawtraceError(
                     f"cannot write events to {path}: {reason(exc)}",
                     "give -o a file in a directory that exists and is writable",
