@@ -112,6 +112,13 @@ def event_specs(events: object) -> tuple[EventSpec, ...]:
         raise UsageError(exc.cause, exc.fix) from exc
 
 
+def seconds(option: str, value: object) -> float:
+    """`value` as a number of seconds (0 or more, inf for ever); a UsageError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise UsageError(f"{option} {value!r} is no number of seconds", "give 0 or more")
+    return float(value)
+
+
 def _one_of(option: str, value: object, accepted: Sequence[str]) -> None:
     if not isinstance(value, str) or value not in accepted:
         raise UsageError(f"unknown {option} {value!r}", f"choose one of {', '.join(accepted)}")

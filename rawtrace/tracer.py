@@ -22,7 +22,7 @@ from rawtrace.events.decoding import Decoder
 from rawtrace.events.event import Event
 from rawtrace.events.stalls import StallAlarm
 from rawtrace.lifecycle import Lifecycle
-from rawtrace.plan import TracePlan
+from rawtrace.plan import TracePlan, seconds
 from rawtrace.session import Session
 from rawtrace.transports.opening import RingReader
 from rawtrace.transports.waiting import Waiter
@@ -141,10 +141,9 @@ class Tracer:
         self._session.detach()
 
     def close(self) -> None:
-        """Detach and release everything. Idempotent, and safe from another thread, where it
-        ends a blocked read() or iteration. stats() still answers after it. In a process that
-        inherited the tracer across fork(), it only marks the tracer closed: the programs and
-        rings are the parent's."""
+        """Detach and release everything; stats() still answers. Idempotent, and safe from
+        another thread, where it ends a blocked read(). In a process that inherited the tracer
+        across fork(), it only marks it closed: the programs and rings are the parent's."""
         if not self._life.close():
             return
         self.stop()
@@ -195,6 +194,7 @@ class Tracer:
         a positive timeout waits at most that many seconds. After stop() it never waits, and
         after close() it returns nothing. Threads may read at once: each event goes to one."""
         self._life.check_owner()
+        timeout = None if timeout is None else seconds("timeout", timeout)
         if self._reader is None and not self._life.closed:
             self._require_reader()
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -247,7 +247,7 @@ class Tracer:
             raise RawtraceError(
                 "run() delivers events to on_event or on_batch", "pass on_event= to trace()"
             )
-        deadline = None if duration is None else time.monotonic() + duration
+        deadline = None if duration is None else time.monotonic() + seconds("duration", duration)
         while not self._stopped and not (until is not None and until()):
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:

@@ -157,3 +157,14 @@ def test_any_argv_is_a_plan_or_one_line_and_exit_2(argv: list[str]) -> None:
     assert err.getvalue() == ""
     if args.subcommand == "trace" and not args.list:
         assert isinstance(args.plan, TracePlan)
+
+
+@pytest.mark.parametrize("value", [float("nan"), -1, "1", True])
+def test_read_and_run_take_a_number_of_seconds(value: object) -> None:
+    from rawtrace import Tracer
+
+    tracer = Tracer("vfork", on_event=print)  # never started: the check comes first
+    with pytest.raises(UsageError, match="timeout .* is no number of seconds; give 0 or more"):
+        tracer.read(value)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="duration .* is no number of seconds"):
+        tracer.run(value)  # type: ignore[arg-type]
