@@ -164,7 +164,7 @@ def test_read_and_run_take_a_number_of_seconds(value: object) -> None:
     from rawtrace import Tracer
 
     tracer = Tracer("vfork", on_event=print)  # never started: the check comes first
-    with pytest.raises(UsageError, match="timeout .* is no number of seconds; give 0 or more"):
+    with pytest.raises(UsageError, match=r"timeout .* is no number of seconds; give 0 or more"):
         tracer.read(value)  # type: ignore[arg-type]
-    with pytest.raises(UsageError, match="duration .* is no number of seconds"):
+    with pytest.raises(UsageError, match=r"duration .* is no number of seconds"):
         tracer.run(value)  # type: ignore[arg-type]
