@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from rawtrace.events.catalogue import BY_ID, ArgSpec
-from rawtrace.events.event import Arg, Event
+from rawtrace.events.event import Arg, Event, kernel_string
 from rawtrace.events.vfork_watch import VforkWatch
 
 # rawtrace's own event: Tracee has none like it. Its id sits above Tracee's ranges.
@@ -73,7 +73,7 @@ class StallAlarm:
 def _comm(tid: int) -> str:
     try:
         with open(f"/proc/{tid}/comm", "rb") as f:
-            return f.read().rstrip(b"\n").decode("utf-8", "backslashreplace")
+            return kernel_string(f.read().rstrip(b"\n"))
     except OSError:  # it ended since the scan
         return ""
 

@@ -95,10 +95,14 @@ def _value(value: ArgValue) -> str:
 
 
 def printable(text: str) -> str:
-    """text with every non-printable character (newline, ESC, ...) as a visible escape."""
-    if text.isprintable():
+    """text with every non-printable character (newline, ESC, a byte that was not UTF-8, kept
+    as a lone surrogate) as a visible escape, and a backslash doubled, so that no text can
+    spell what an escape shows."""
+    if text.isprintable() and "\\" not in text:
         return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+    return "".join(
+        c if c.isprintable() and c != "\\" else c.encode("unicode_escape").decode() for c in text
+    )
 
 
 class TableWriter:
@@ -131,7 +135,7 @@ def _cell(value: ArgValue) -> str:
     try:
         return _value(value)
     except _NotSimple:
-        return printable(repr(value))
+        return repr(value)  # escapes what is not printable, as printable() does
 
 
 class JsonWriter:
