@@ -22,6 +22,7 @@ from rawtrace.events.tracepoint_fed import attach_tracepoint_fed, syscall_fed
 from rawtrace.events.vfork_watch import VforkWatch
 from rawtrace.filters.following import follow_tree
 from rawtrace.filters.placing import UserFilter, split_filters
+from rawtrace.kernel.fd_limit import lift_fd_limit, out_of_fds
 from rawtrace.kernel.privileges import lift_memlock_limit, require_tracing_capabilities
 from rawtrace.kernel.task_layout import task_layout
 from rawtrace.kernel.tracefs_mount import ensure_tracefs
@@ -52,14 +53,18 @@ class Session:
         made and raise."""
         try:
             return self._open()
-        except BaseException:
+        except BaseException as exc:
             self.close()
+            short = out_of_fds(exc)  # whatever failed, the cause is the fd limit
+            if short is not None:
+                raise short from exc
             raise
 
     def _open(self) -> RingReader:
         plan = self.plan
         require_tracing_capabilities()
         lift_memlock_limit()
+        lift_fd_limit()
         tracefs = ensure_tracefs()
         self.task = task_layout()
         filters, self.user_filter = split_filters(plan.filters, plan.filters_in)

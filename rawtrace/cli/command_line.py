@@ -21,7 +21,7 @@ from dataclasses import replace
 from typing import Callable, NoReturn, TextIO
 
 import rawtrace
-from kernel_compat import online_cpus
+from kernel_compat import KernelFactError, online_cpus
 from rawtrace.attach import ladder as plan
 from rawtrace.cli.features_report import collect, format_table, runtime
 from rawtrace.cli.held_command import HeldCommand
@@ -372,7 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"rawtrace: error: {exc}", file=sys.stderr)
         return 2
-    except RawtraceError as exc:
+    except (RawtraceError, KernelFactError) as exc:  # a kernel fact unreadable: one line too
         print(f"rawtrace: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:
