@@ -15,8 +15,10 @@ from contextlib import ExitStack
 from dataclasses import replace
 
 from bpf_bytecode.programs.task import TaskLayout
+from kernel_compat import KernelFactError
 from rawtrace.attach import Link, SyscallFamily, detach_all, total_missed
 from rawtrace.attach.ladder import Choice, climb
+from rawtrace.errors import PermissionMissing
 from rawtrace.events.event_programs import EventPrograms, event_maps, shared_start_times
 from rawtrace.events.tracepoint_fed import attach_tracepoint_fed, syscall_fed
 from rawtrace.events.vfork_watch import VforkWatch
@@ -58,6 +60,11 @@ class Session:
             short = out_of_fds(exc)  # whatever failed, the cause is the fd limit
             if short is not None:
                 raise short from exc
+            if isinstance(exc, KernelFactError) and isinstance(exc.__cause__, PermissionError):
+                # capabilities enough for bpf() but not for tracefs or /sys files
+                raise PermissionMissing(
+                    str(exc), "run rawtrace as root, or give its user read access there"
+                ) from exc
             raise
 
     def _open(self) -> RingReader:

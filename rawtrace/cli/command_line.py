@@ -358,7 +358,10 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     keep_standard_fds()
-    args = parse(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parse(sys.argv[1:] if argv is None else argv)
+    except KeyboardInterrupt:  # Ctrl-C before the trace's own handlers are in place
+        return 128 + signal.SIGINT
     try:
         if args.subcommand == "trace" and args.list:
             sys.stdout.write(_event_list())
@@ -378,6 +381,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         sys.stderr.close()  # the reader went away (| head): nothing left to say
         return 0
+    except OSError as exc:  # none is expected here: still one line, never a traceback
+        print(f"rawtrace: {reason(exc)}", file=sys.stderr)
+        return 1
     return 0
 
 
