@@ -46,16 +46,13 @@ def open_destination(path: str, stop: Callable[[], bool]) -> int:
                     f"cannot write events to {path}: {reason(exc)}",
                     "give -o a file in a directory that exists and is writable",
                 ) from exc
-            waited = waited or _say(f"rawtrace: waiting for a reader of {path}")
+            if not waited:
+                print(f"rawtrace: waiting for a reader of {path}", file=sys.stderr, flush=True)
+                waited = True
             time.sleep(_STEP)
     # this open file is ours alone: writes may block again (a stall is waited on with poll)
     fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
     return fd
-
-
-def _say(line: str) -> bool:
-    print(line, file=sys.stderr, flush=True)
-    return True
 
 
 class EventSink:
