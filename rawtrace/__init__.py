@@ -7,7 +7,13 @@
 """
 
 from rawtrace import lowlevel
-from rawtrace.errors import KernelFeatureMissing, PermissionMissing, RawtraceError, VerifierError
+from rawtrace.errors import (
+    KernelFeatureMissing,
+    PermissionMissing,
+    RawtraceError,
+    UsageError,
+    VerifierError,
+)
 from rawtrace.events.declaring import EventSpec, kprobe_event, syscall_event
 from rawtrace.events.event import Arg, Event
 from rawtrace.events.tracepoint_events import tracepoint_event
@@ -26,6 +32,7 @@ __all__ = [
     "RawtraceError",
     "TraceStats",
     "Tracer",
+    "UsageError",
     "VerifierError",
     "__version__",
     "kprobe_event",

@@ -17,6 +17,11 @@ class RawtraceError(Exception):
         return f"{self.cause}; {self.fix}" if self.fix else self.cause
 
 
+class UsageError(RawtraceError):
+    """An option or argument that rawtrace does not accept: the message names it and what is
+    accepted. The command line exits 2 on it."""
+
+
 class PermissionMissing(RawtraceError):
     """The process lacks a privilege the kernel asks for."""
 

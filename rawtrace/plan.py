@@ -8,19 +8,20 @@ of a plan; a Tracer (rawtrace.tracer) reads it.
 
 from __future__ import annotations
 
-import math
+import mmap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bpf_bytecode.programs.filters import Filters
+from kernel_compat import online_cpus
+from rawtrace.attach.ladder import ATTACH_MODES
 from rawtrace.attach.ladder import AUTO as AUTO_ATTACH
-from rawtrace.attach.ladder import rungs
-from rawtrace.errors import RawtraceError
+from rawtrace.errors import RawtraceError, UsageError
 from rawtrace.events.catalogue import HOLDING_CALLS, VFORK_STALL, lookup
 from rawtrace.events.declaring import EventSpec
-from rawtrace.filters.kinds import FilterValues, build_filters
+from rawtrace.filters.kinds import FilterValues, build_filters, check_pid
 from rawtrace.filters.placing import AUTO as AUTO_FILTERS
-from rawtrace.filters.placing import check_mode
+from rawtrace.filters.placing import FILTERS_IN
 from rawtrace.transports.opening import AUTO as AUTO_TRANSPORT
 from rawtrace.transports.opening import TRANSPORTS
 from rawtrace.transports.perf_reader import DEFAULT_PAGES
@@ -62,19 +63,24 @@ class TracePlan:
     ) -> TracePlan:
         """Check every option; `events` are names of the catalogue's events (a list, or one
         comma-separated string) or declarations (rawtrace.syscall_event, ...); `filters` are
-        the kinds of rawtrace.filters.kinds (pid, tid,
-        uid, comm, cgroup, container), each one value or several. Raises RawtraceError naming
-        the option and what it accepts."""
-        specs = _resolve(events)
-        rungs(attach)  # an unknown mode fails here, before anything is made
-        if transport not in TRANSPORTS:
-            raise RawtraceError(
-                f"unknown transport {transport!r}", f"use one of {', '.join(TRANSPORTS)}"
+        the kinds of rawtrace.filters.kinds (pid, tid, uid, comm, cgroup, container), each one
+        value or several. Raises a UsageError naming the option and what it accepts, never a
+        TypeError."""
+        specs = event_specs(events)
+        _one_of("attach mode", attach, ATTACH_MODES)
+        _one_of("transport", transport, TRANSPORTS)
+        _one_of("filters_in", filters_in, FILTERS_IN)
+        if follow is not None:
+            follow = check_pid("--follow", follow)
+        _check_pages(pages)
+        if stall_ms is not None and not (
+            type(stall_ms) in (int, float) and 0 < stall_ms < _STALL_MS_MAX
+        ):
+            raise UsageError(
+                f"stall_ms (--stall-ms) {stall_ms!r} is no threshold",
+                f"give a number of milliseconds above 0 and below {_STALL_MS_MAX:.0e}",
             )
         built = build_filters(filters)
-        check_mode(filters_in)
-        if stall_ms is not None and not (stall_ms > 0 and math.isfinite(stall_ms)):
-            raise RawtraceError(f"a stall threshold of {stall_ms} ms", "give a positive --stall-ms")
         hidden: frozenset[str] = frozenset()
         if VFORK_STALL in specs:
             stall_ms = DEFAULT_STALL_MS if stall_ms is None else stall_ms
@@ -84,7 +90,7 @@ class TracePlan:
         elif stall_ms is not None:
             specs = (*specs, VFORK_STALL)
         if not any(spec.holds is not None for spec in specs) and stall_ms is not None:
-            raise RawtraceError(
+            raise UsageError(
                 "a stall alarm watches vfork, clone and clone3, and none of them is traced",
                 "add vfork (or clone, clone3, or vfork_stall) to the events",
             )
@@ -96,21 +102,69 @@ class TracePlan:
         return any(spec.holds is not None for spec in self.events)
 
 
-def _resolve(events: str | EventSpec | Sequence[str | EventSpec]) -> tuple[EventSpec, ...]:
-    """The declarations of `events`, each once; two that share an id are refused: their records
-    could not be told apart."""
-    items = [events] if isinstance(events, (str, EventSpec)) else list(events)
+# The alarm's threshold in ns is a u64 event argument
+_STALL_MS_MAX = float(1 << 63) / 1_000_000
+# All the rings together: the ring buffer's size is a u32 and a power of two, and more than
+# a GiB of locked memory is no tracer's business
+RING_BYTES_MAX = 1 << 30
+
+
+def event_specs(events: object) -> tuple[EventSpec, ...]:
+    """The declarations of `events` (names, as a list or one comma-separated string, or
+    declarations), each named once; two that share an id are refused: their records could not
+    be told apart."""
+    items = events.split(",") if isinstance(events, str) else events
+    if isinstance(items, EventSpec):
+        items = [items]
+    if not isinstance(items, (list, tuple)) or not all(
+        isinstance(item, (str, EventSpec)) for item in items
+    ):
+        raise UsageError(
+            f"events: event names or declarations, as a list or one comma-separated string, "
+            f"not {events!r}",
+            "rawtrace trace --list shows them",
+        )
+    names = [item.strip() if isinstance(item, str) else item.name for item in items]
+    if not any(names):
+        raise UsageError("no events to trace", "name at least one (rawtrace trace --list)")
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise UsageError(f"events named more than once: {', '.join(twice)}", "name each once")
     specs: list[EventSpec] = []
-    for item in items:
-        for spec in [item] if isinstance(item, EventSpec) else lookup(item):
-            if spec not in specs:
-                specs.append(spec)
+    for item, name in zip(items, names):
+        try:
+            specs += [item] if isinstance(item, EventSpec) else lookup(name)
+        except RawtraceError as exc:
+            raise UsageError(exc.cause, exc.fix) from exc
     by_id: dict[int, str] = {}
     for spec in specs:
         other = by_id.setdefault(spec.event_id, spec.name)
         if other != spec.name:
-            raise RawtraceError(
+            raise UsageError(
                 f"events {other!r} and {spec.name!r} share the id {spec.event_id}",
                 "trace one of them (a declaration takes its syscall's id)",
             )
     return tuple(specs)
+
+
+def seconds(option: str, value: object) -> float:
+    """`value` as a number of seconds (0 or more, inf for ever); a UsageError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise UsageError(f"{option} {value!r} is no number of seconds", "give 0 or more")
+    return float(value)
+
+
+def _one_of(option: str, value: object, accepted: Sequence[str]) -> None:
+    if not isinstance(value, str) or value not in accepted:
+        raise UsageError(f"unknown {option} {value!r}", f"choose one of {', '.join(accepted)}")
+
+
+def _check_pages(pages: object) -> None:
+    cpus = len(online_cpus())
+    most = max(RING_BYTES_MAX // (cpus * mmap.PAGESIZE), 1)
+    if type(pages) is not int or not 0 < pages <= most or pages & (pages - 1):
+        raise UsageError(
+            f"pages {pages!r} is no ring size",
+            f"give a power of two from 1 to {most} ({cpus} CPUs of {mmap.PAGESIZE}-byte pages, "
+            f"{RING_BYTES_MAX >> 20} MiB in all at most)",
+        )

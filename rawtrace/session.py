@@ -16,8 +16,10 @@ from contextlib import ExitStack
 from dataclasses import replace
 
 from bpf_bytecode.programs.task import TaskLayout
+from kernel_compat import KernelFactError
 from rawtrace.attach import Link, SyscallFamily, detach_all, total_missed
 from rawtrace.attach.ladder import Choice, climb
+from rawtrace.errors import PermissionMissing
 from rawtrace.events.event_programs import EventPrograms, event_maps, shared_start_times
 from rawtrace.events.stand_ins import feedings
 from rawtrace.events.tracepoint_fed import (
@@ -29,6 +31,7 @@ from rawtrace.events.tracepoint_fed import (
 from rawtrace.events.vfork_watch import VforkWatch
 from rawtrace.filters.following import follow_tree
 from rawtrace.filters.placing import UserFilter, split_filters
+from rawtrace.kernel.fd_limit import lift_fd_limit, out_of_fds
 from rawtrace.kernel.privileges import lift_memlock_limit, require_tracing_capabilities
 from rawtrace.kernel.task_layout import task_layout
 from rawtrace.kernel.tracefs_mount import ensure_tracefs
@@ -59,14 +62,23 @@ class Session:
         made and raise."""
         try:
             return self._open()
-        except BaseException:
+        except BaseException as exc:
             self.close()
+            short = out_of_fds(exc)  # whatever failed, the cause is the fd limit
+            if short is not None:
+                raise short from exc
+            if isinstance(exc, KernelFactError) and isinstance(exc.__cause__, PermissionError):
+                # capabilities enough for bpf() but not for tracefs or /sys files
+                raise PermissionMissing(
+                    str(exc), "run rawtrace as root, or give its user read access there"
+                ) from exc
             raise
 
     def _open(self) -> RingReader:
         plan = self.plan
         require_tracing_capabilities()
         lift_memlock_limit()
+        lift_fd_limit()
         tracefs = ensure_tracefs()
         self.task = task_layout()
         filters, self.user_filter = split_filters(plan.filters, plan.filters_in)

@@ -7,7 +7,6 @@ The CLI is a thin caller of Tracer.run, so the Python API can do whatever the co
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -22,8 +21,9 @@ from rawtrace.events.declaring import EventSpec
 from rawtrace.events.decoding import Decoder
 from rawtrace.events.event import Event
 from rawtrace.events.stalls import StallAlarm
+from rawtrace.lifecycle import Lifecycle
 from rawtrace.outputs.sinks import ExportStats, Sink, Sinks
-from rawtrace.plan import TracePlan
+from rawtrace.plan import TracePlan, seconds
 from rawtrace.session import Session
 from rawtrace.transports.opening import RingReader
 from rawtrace.transports.waiting import Waiter
@@ -92,11 +92,12 @@ class Tracer:
         self._stalls: StallAlarm | None = None
         self._delivered = 0
         self._stopped = False
-        self._closed = False
-        # Held while the rings are drained or released, so that close() from another thread
-        # never pulls a ring from under a drain; it wakes a blocked read through _wake_write.
+        # Held while the rings are drained or released: close() from another thread never
+        # pulls a ring from under a drain (it wakes a blocked read through the waiter).
         self._lock = threading.Lock()
         self._waiter: Waiter | None = None
+        self._life = Lifecycle()
+        self._final: TraceStats | None = None  # stats() after close()
         self._lost_reported: dict[int, int] = {}
         self.sinks = Sinks(sinks)
 
@@ -127,7 +128,9 @@ class Tracer:
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> Tracer:
-        """Load and attach everything; on any failure, release what was made and raise."""
+        """Load and attach everything; on any failure, release what was made and raise. A
+        tracer starts once: a second start(), or one after close(), is refused."""
+        self._life.start()
         try:
             self._reader = self._session.open()
             self._decoder = Decoder(self._session.task is not None, self.plan.events)
@@ -143,17 +146,22 @@ class Tracer:
     def stop(self) -> None:
         """Detach every program; a read blocked in another thread returns. Events already in
         the rings can still be read."""
+        self._life.check_owner()
         self._stopped = True
         self._wake()
         self._session.detach()
 
     def close(self) -> None:
-        """Detach and release everything. Idempotent, and safe from another thread, where it
-        ends a blocked read() or iteration."""
+        """Detach and release everything; stats() still answers. Idempotent, and safe from
+        another thread, where it ends a blocked read(). In a process that inherited the tracer
+        across fork(), it only marks it closed: the programs and rings are the parent's."""
+        if not self._life.close():
+            return
         self.stop()
         self.sinks.close()
         with self._lock:
-            self._closed = True
+            if self._reader is not None:
+                self._final = self._stats(self._reader)
             self._reader = None
             if self._waiter is not None:
                 self._waiter.close()
@@ -178,6 +186,11 @@ class Tracer:
     # -- reading -------------------------------------------------------------------------------
 
     @property
+    def ended(self) -> bool:
+        """Whether stop() or close() was called: reads wait no more."""
+        return self._stopped or self._life.closed
+
+    @property
     def max_wait(self) -> float:
         """Seconds events can sit in a ring without making fileno() readable."""
         return self._require_reader().max_wait
@@ -191,8 +204,10 @@ class Tracer:
     def read(self, timeout: float | None = None) -> list[Event]:
         """Events that are ready. Like selectors: None waits until some come, 0 only polls,
         a positive timeout waits at most that many seconds. After stop() it never waits, and
-        after close() it returns nothing."""
-        if self._reader is None and not self._closed:
+        after close() it returns nothing. Threads may read at once: each event goes to one."""
+        self._life.check_owner()
+        timeout = None if timeout is None else seconds("timeout", timeout)
+        if self._reader is None and not self._life.closed:
             self._require_reader()
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -227,32 +242,16 @@ class Tracer:
         hold."""
         while True:
             events = self.read()
-            if not events and (self._stopped or self._closed):
+            if not events and self.ended:
                 return
             yield from events
 
-    async def __aiter__(self) -> AsyncIterator[Event]:
+    def __aiter__(self) -> AsyncIterator[Event]:
         """`async for event in tracer`: waits in the running asyncio loop (add_reader plus a
         max_wait timer), never in a thread."""
-        import asyncio  # here: it costs 50 ms of every start, and only this method needs it
+        from rawtrace.async_reading import events_of  # asyncio costs 50 ms of every start
 
-        loop = asyncio.get_running_loop()
-        while True:
-            events = self.read(0)
-            for event in events:
-                yield event
-            if events:
-                continue
-            if self._stopped or self._closed:
-                return
-            ready = asyncio.Event()
-            fd = self.fileno()
-            loop.add_reader(fd, ready.set)
-            try:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(ready.wait(), self.max_wait)
-            finally:
-                loop.remove_reader(fd)
+        return events_of(self)
 
     def run(self, duration: float | None = None, until: Callable[[], bool] | None = None) -> None:
         """Callback mode: hand each read's events to on_batch (or each event to on_event) and
@@ -263,7 +262,7 @@ class Tracer:
             raise RawtraceError(
                 "run() delivers events to on_event or on_batch", "pass on_event= to trace()"
             )
-        deadline = None if duration is None else time.monotonic() + duration
+        deadline = None if duration is None else time.monotonic() + seconds("duration", duration)
         while not self._stopped and not (until is not None and until()):
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
@@ -292,7 +291,13 @@ class Tracer:
                 self.on_lost(cpu, new)
 
     def stats(self) -> TraceStats:
-        reader = self._require_reader()
+        """What the trace delivered and lost so far; after close(), its final count."""
+        self._life.check_owner()
+        if self._reader is None and self._final is not None:
+            return self._final
+        return self._stats(self._require_reader())
+
+    def _stats(self, reader: RingReader) -> TraceStats:
         return TraceStats(
             self._delivered,
             reader.lost_per_cpu(),

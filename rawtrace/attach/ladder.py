@@ -32,6 +32,7 @@ from rawtrace.errors import (
     VerifierError,
     reason,
 )
+from rawtrace.kernel.fd_limit import out_of_fds
 
 AUTO = "auto"
 
@@ -98,12 +99,14 @@ def climb(mode: str, tracefs: Path, attach: Callable[[SyscallFamily], None]) -> 
         except PermissionMissing:
             raise
         except RawtraceError as exc:
-            if mode != AUTO:
+            if mode != AUTO or out_of_fds(exc):  # the fd limit: any family would fail alike
                 raise
             if isinstance(exc, VerifierError) and rejected is None:
                 rejected = exc
             failures.append(Failure(rung.name, reason(exc)))
         except OSError as exc:
+            if out_of_fds(exc):
+                raise
             if mode != AUTO:
                 raise KernelFeatureMissing(
                     f"attaching with {rung.name} failed: {reason(exc)}", "try --attach auto"

@@ -8,38 +8,42 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import json
 import logging
+import math
 import os
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import replace
-from types import FrameType
-from typing import TextIO
+from typing import Callable, NoReturn, TextIO
 
 import rawtrace
-from kernel_compat import online_cpus
+from kernel_compat import KernelFactError, online_cpus
 from rawtrace.attach import ladder as plan
 from rawtrace.cli.features_report import collect, format_table, runtime
 from rawtrace.cli.held_command import HeldCommand
-from rawtrace.errors import RawtraceError, VerifierError
-from rawtrace.events.catalogue import CATALOGUE, lookup
+from rawtrace.cli.stop_signals import StopSignals
+from rawtrace.errors import RawtraceError, UsageError, VerifierError, reason
+from rawtrace.events.catalogue import CATALOGUE
 from rawtrace.events.event import Event
 from rawtrace.filters.kinds import KINDS
 from rawtrace.outputs.destinations import Destination, parse_output
 from rawtrace.outputs.formats import JsonWriter, TableWriter
 from rawtrace.outputs.process_tree import ProcessTree, with_summary_events
+from rawtrace.outputs.sink import EventSink, open_destination
 from rawtrace.outputs.sinks import ExportStats, sink
-from rawtrace.plan import TracePlan
-from rawtrace.tracer import Tracer
+from rawtrace.plan import RING_BYTES_MAX, TracePlan, event_specs
+from rawtrace.tracer import Tracer, TraceStats
 from rawtrace.transports.opening import AUTO, TRANSPORTS, pages_within
 from rawtrace.transports.perf_reader import DEFAULT_PAGES
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="rawtrace",
         description="eBPF tracing in pure Python: no compiler, BCC or kernel headers needed.",
     )
@@ -156,10 +160,14 @@ def _event_list() -> str:
 def _size(text: str) -> int:
     units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
     number, unit = (text[:-1], units[text[-1].upper()]) if text[-1:].upper() in units else (text, 1)
+    accepted = f"a size from 1 to {RING_BYTES_MAX >> 30}G, like 512K or 8M, not {text!r}"
     try:
-        return int(number) * unit
+        size = int(number) * unit
     except ValueError:
-        raise argparse.ArgumentTypeError(f"a size like 512K or 8M, not {text!r}") from None
+        raise argparse.ArgumentTypeError(accepted) from None
+    if not 0 < size <= RING_BYTES_MAX:
+        raise argparse.ArgumentTypeError(accepted)
+    return size
 
 
 def _output(text: str) -> str | Destination:
@@ -170,22 +178,20 @@ def _output(text: str) -> str | Destination:
 
 
 def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"a number above 0 (and not inf), not {text!r}")
     return value
 
 
-class _StopSignal:
-    """Turns SIGINT and SIGTERM into a flag that the read loop checks."""
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line (argparse prints the usage first), exit status 2."""
 
-    def __init__(self) -> None:
-        self.received = False
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, self._handle)
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self.received = True
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (--help shows the options)\n")
 
 
 def _slow_path_warning() -> str | None:
@@ -203,53 +209,56 @@ def _slow_path_warning() -> str | None:
     return f"rawtrace: warning: {slow} (slower): {'; '.join(dict.fromkeys(why))}"
 
 
-def _run_trace(args: argparse.Namespace, out: TextIO) -> int:
-    """Trace until a signal, --duration or COMMAND's end; COMMAND's exit status, else 0."""
+def _run_trace(args: argparse.Namespace) -> int:
+    """Trace until a signal, --duration or COMMAND's end. The exit status: COMMAND's, else 0;
+    1 (or COMMAND's status if not 0) when the trace failed or events were not written."""
     warning = _slow_path_warning()
     if warning:
         print(warning, file=sys.stderr)
-    stop = _StopSignal()
-    shown = [spec.name for spec in lookup(args.events)]
-    tree = ProcessTree() if args.summary else None
-    written = 0
+    stop = StopSignals()
     files = [output for output in args.output if isinstance(output, str)]
-    _log_to_stderr()
-    plan = TracePlan.build(
-        with_summary_events(shown) if tree else shown,
-        follow=args.follow,
-        stall_ms=args.stall_ms,
-        pages=DEFAULT_PAGES
-        if args.buffer is None
-        else pages_within(args.buffer, len(online_cpus())),
-        transport=args.transport,
-        attach=args.attach,
-        **{kind.name: getattr(args, kind.name) for kind in KINDS},
-    )
+    destinations = [output for output in args.output if isinstance(output, Destination)]
+    # Events go to standard output only where no -o sends them elsewhere; files are checked
+    # now, before anything is loaded.
+    if args.output:
+        event_sinks = [_event_sink(path, stop.asked) for path in files]
+    else:
+        event_sinks = [_event_sink(None, stop.asked)]
+    tree = ProcessTree() if args.summary else None
     # --summary's own events are not printed; the plan's user-space ones (the stall alarm's) are
-    printed = [*shown, *(spec.name for spec in plan.events if not spec.in_kernel)]
-    only = printed if tree else None
-    sinks = [sink(d, only=only) for d in args.output if isinstance(d, Destination)]
+    printed = [*args.shown, *(spec.name for spec in args.plan.events if not spec.in_kernel)]
+    writers = [JsonWriter(s) if args.json else TableWriter(s) for s in event_sinks]
+    sinks = [sink(d, only=printed if tree else None) for d in destinations]
+    _log_to_stderr()
+    handed = 0  # events handed to the outputs
+    failure: str | None = None
     with contextlib.ExitStack() as stack:
+        for event_sink in event_sinks:
+            stack.callback(event_sink.close)
         # Events own standard output unless they go to a file: COMMAND writes to stderr then.
         command = None
+        plan = args.plan
         if args.command:
             command_out = None if args.output else sys.stderr.fileno()
             command = stack.enter_context(HeldCommand(args.command, command_out))
+            stop.forward_to = command.pid
             plan = replace(plan, follow=command.pid)
 
         def write(events: list[Event]) -> None:
-            nonlocal written
-            written += _write(events, writers, tree, printed)
-            for stream in streams:
-                stream.flush()
+            nonlocal handed
+            handed += _write(events, writers, tree, printed)
+            for event_sink in event_sinks:
+                event_sink.flush()
+                if event_sink.failure or event_sink.reader_gone:
+                    tracer.stop()  # nowhere to write: the trace ends (what is left is counted)
 
         tracer = stack.enter_context(Tracer(plan, on_batch=write, sinks=sinks))
-        streams: list[TextIO] = [stack.enter_context(open(f, "w", encoding="utf-8")) for f in files]
-        if not args.output:
-            streams = [out]
-        writers: list[JsonWriter | TableWriter] = [
-            JsonWriter(s) if args.json else TableWriter(s) for s in streams
-        ]
+        for event_sink in event_sinks:
+            event_sink.flush(counted=False)  # the table's header, once tracing works
+            if event_sink.failure:  # before COMMAND runs
+                raise RawtraceError(
+                    f"cannot write events to {event_sink.name}: {event_sink.failure}"
+                )
         names = ",".join(spec.name for spec in tracer.specs)
         via = tracer.attach_choice.family if tracer.attach_choice else args.attach
         if not args.quiet:
@@ -258,23 +267,72 @@ def _run_trace(args: argparse.Namespace, out: TextIO) -> int:
         if command:
             command.release()
         finished = command.finished if command else lambda: False
-        tracer.run(args.duration, until=lambda: stop.received or finished())
+        try:
+            tracer.run(args.duration, until=lambda: stop.received() or finished())
+        except (RawtraceError, OSError) as exc:
+            if command is None:
+                raise
+            failure = reason(exc)  # COMMAND runs on to its end, untouched
         stats = tracer.stats()
-        status = command.wait() if command else 0
+        tracer.close()
+        status = _command_status(command, stop, failure)
     if tree is not None:
         print("rawtrace: process tree", file=sys.stderr)
         sys.stderr.write(tree.render())
     if not args.quiet:
-        per_cpu = ", ".join(f"cpu{c}: {n}" for c, n in sorted(stats.lost_per_cpu.items()))
-        # Probe misses are unknown where the kernel keeps them to itself (kprobe PMU before 6.7).
-        missed = "unknown" if stats.missed is None else stats.missed
-        lost = f"{stats.lost} lost ({per_cpu}; probe misses: {missed})"
-        # The summary's events and filters applied in user space leave the rings unprinted.
-        read = f"; {stats.delivered} read from the rings" if stats.delivered != written else ""
-        print(f"rawtrace: {written} events, {lost}{read}", file=sys.stderr)
+        print(_summary(stats, handed, event_sinks), file=sys.stderr)
         for export in stats.exports:
             print(_export_line(export), file=sys.stderr)
+    failure = failure or next((s.failure for s in event_sinks if s.failure), None)
+    if failure:
+        print(f"rawtrace: the trace is incomplete: {failure}", file=sys.stderr)
+        return status or 1
     return status
+
+
+def _command_status(command: HeldCommand | None, stop: StopSignals, failure: str | None) -> int:
+    """COMMAND's exit status once it ends, else 0. A second stop signal leaves it running."""
+    if command is None:
+        return 0
+    if failure:
+        print(f"rawtrace: {failure}; {command.argv[0]} runs on to its end", file=sys.stderr)
+    while not command.finished():
+        if stop.received():
+            print(f"rawtrace: {command.argv[0]} (pid {command.pid}) runs on", file=sys.stderr)
+            return 128 + signal.SIGTERM
+        time.sleep(0.05)
+    return command.wait()
+
+
+def _event_sink(output: str | None, stop: Callable[[], bool]) -> EventSink:
+    """Where events go: -o FILE (checked now, before anything is loaded), or stdout."""
+    if output is not None:
+        return EventSink(open_destination(output, stop), output, stop)
+    if sys.stdout is None:  # started with >&-
+        raise RawtraceError("standard output is closed", "give -o FILE for the events")
+    sys.stdout.flush()
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):  # replaced in-process, as tests do
+        fd = 1
+    return EventSink(os.dup(fd), "standard output", stop)
+
+
+def _summary(stats: TraceStats, handed: int, event_sinks: Sequence[EventSink]) -> str:
+    """The last line: events handed to the outputs, lost (per CPU, in probes), and those each
+    file or stream did not take."""
+    per_cpu = ", ".join(f"cpu{c}: {n}" for c, n in sorted(stats.lost_per_cpu.items()))
+    # Probe misses are unknown where the kernel keeps them to itself (kprobe PMU before 6.7).
+    missed = "unknown" if stats.missed is None else stats.missed
+    line = f"rawtrace: {handed} events, {stats.lost} lost ({per_cpu}; probe misses: {missed})"
+    for event_sink in event_sinks:
+        if event_sink.unwritten:
+            cause = event_sink.failure or "the reader closed the pipe"
+            line += f", {event_sink.unwritten} not written to {event_sink.name} ({cause})"
+    # The summary's events and filters applied in user space leave the rings unprinted.
+    if stats.delivered != handed:
+        line += f"; {stats.delivered} read from the rings"
+    return line
 
 
 def _export_line(export: ExportStats) -> str:
@@ -326,28 +384,83 @@ def keep_log(error: VerifierError) -> str:
     return path
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    words = list(sys.argv[1:] if argv is None else argv)
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    """The arguments, checked: for `trace`, `plan` holds the TracePlan (no root needed). A
+    usage error exits 2 with one line on stderr; --help and --version exit 0."""
+    words = list(argv)
     # `-- COMMAND ARGS` is split off by hand: argparse's subparsers do not pass `--` through.
-    command = words[words.index("--") + 1 :] if "--" in words else []
+    split = words.index("--") if "--" in words else len(words)
     parser = _parser()
-    args = parser.parse_args(words[: len(words) - len(command) - 1] if command else words)
-    args.command = command
+    args = parser.parse_args(words[:split])
+    args.command = words[split + 1 :]
+    if args.subcommand != "trace" or args.list:
+        return args
+    if split < len(words) and not args.command:
+        parser.error("-- ends the options but no COMMAND follows it")
+    if args.command and args.follow is not None:
+        parser.error("--follow and -- COMMAND both say whom to follow: give one of them")
+    args.events = _chosen_events(args, parser)
+    try:
+        args.shown = [spec.name for spec in event_specs(args.events)]
+        args.plan = TracePlan.build(
+            with_summary_events(args.shown) if args.summary else args.shown,
+            follow=args.follow,
+            stall_ms=args.stall_ms,
+            pages=DEFAULT_PAGES
+            if args.buffer is None
+            else pages_within(args.buffer, len(online_cpus())),
+            transport=args.transport,
+            attach=args.attach,
+            **{kind.name: getattr(args, kind.name) for kind in KINDS},
+        )
+    except UsageError as exc:
+        parser.error(str(exc))
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    keep_standard_fds()
+    try:
+        args = parse(sys.argv[1:] if argv is None else argv)
+    except KeyboardInterrupt:  # Ctrl-C before the trace's own handlers are in place
+        return 128 + signal.SIGINT
     try:
         if args.subcommand == "trace" and args.list:
             sys.stdout.write(_event_list())
         elif args.subcommand == "trace":
-            args.events = _chosen_events(args, parser)
-            return _run_trace(args, sys.stdout)
+            return _run_trace(args)
         elif args.subcommand == "features":
             _run_features(args, sys.stdout)
     except VerifierError as exc:
         print(f"rawtrace: {exc}; the verifier's log is in {keep_log(exc)}", file=sys.stderr)
         return 1
-    except RawtraceError as exc:
+    except UsageError as exc:
+        print(f"rawtrace: error: {exc}", file=sys.stderr)
+        return 2
+    except (RawtraceError, KernelFactError) as exc:  # a kernel fact unreadable: one line too
         print(f"rawtrace: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:
         sys.stderr.close()  # the reader went away (| head): nothing left to say
         return 0
+    except OSError as exc:  # none is expected here: still one line, never a traceback
+        print(f"rawtrace: {reason(exc)}", file=sys.stderr)
+        return 1
     return 0
+
+
+def keep_standard_fds() -> None:
+    """Put /dev/null on a closed fd 0, 1 or 2, so that no file rawtrace opens lands there and
+    no status line can end up in the event stream; a closed stderr drops the status lines (as
+    does one open only for reading, as a shell script's fd can be)."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            os.open(os.devnull, os.O_RDWR)  # the lowest free fd: this one
+    if fcntl.fcntl(2, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)
+        os.close(null)
+    if sys.stderr is None:
+        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115 - lives as long as the process

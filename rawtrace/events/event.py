@@ -15,8 +15,10 @@ ArgValue = Union[int, str, bytes, bool, tuple[str, ...], None]
 
 
 def kernel_string(raw: bytes) -> str:
-    """A NUL-terminated kernel string; bytes that are not UTF-8 become \\xNN escapes."""
-    return raw.split(b"\0", 1)[0].decode("utf-8", "backslashreplace")
+    """A NUL-terminated kernel string, decoded as os.fsdecode does: bytes that are not UTF-8
+    become lone surrogates (U+DC80-U+DCFF), so that os.fsencode gives the kernel's bytes back and
+    no byte can pass for text that spells its escape."""
+    return raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
 
 
 @functools.lru_cache(maxsize=1)

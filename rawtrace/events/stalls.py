@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 from rawtrace.events.catalogue import BY_ID, VFORK_STALL
-from rawtrace.events.event import Arg, Event, host_name
+from rawtrace.events.event import Arg, Event, host_name, kernel_string
 from rawtrace.events.vfork_watch import VforkWatch
 
 _U32 = 0xFFFFFFFF
@@ -67,7 +67,7 @@ class StallAlarm:
 def _comm(tid: int) -> str:
     try:
         with open(f"/proc/{tid}/comm", "rb") as f:
-            return f.read().rstrip(b"\n").decode("utf-8", "backslashreplace")
+            return kernel_string(f.read().rstrip(b"\n"))
     except OSError:  # it ended since the scan
         return ""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from json.encoder import encode_basestring_ascii
-from typing import TextIO
+from typing import Protocol
 
 from rawtrace.events.event import ArgValue, Event
 
@@ -69,6 +69,12 @@ _EVENT = (
 _ARG = '{"name":%s,"type":%s,"value":%s}'
 
 
+class LineStream(Protocol):
+    """Where a writer puts its lines, one write() each: a text file, or the CLI's EventSink."""
+
+    def write(self, text: str, /) -> int: ...
+
+
 class _NotSimple(Exception):
     """An argument value that the template does not spell like json.dumps."""
 
@@ -89,10 +95,14 @@ def _value(value: ArgValue) -> str:
 
 
 def printable(text: str) -> str:
-    """text with every non-printable character (newline, ESC, ...) as a visible escape."""
-    if text.isprintable():
+    """text with every non-printable character (newline, ESC, a byte that was not UTF-8, kept
+    as a lone surrogate) as a visible escape, and a backslash doubled, so that no text can
+    spell what an escape shows."""
+    if text.isprintable() and "\\" not in text:
         return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+    return "".join(
+        c if c.isprintable() and c != "\\" else c.encode("unicode_escape").decode() for c in text
+    )
 
 
 class TableWriter:
@@ -101,7 +111,7 @@ class TableWriter:
 
     HEADER = f"{'TIME':<15} {'PID':>7} {'COMM':<16} {'EVENT':<11} {'RET':>6} ARGS"
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: LineStream) -> None:
         self.stream = stream
         self.stream.write(self.HEADER + "\n")
         # localtime and strftime cost more than the rest of a row: once per second will do
@@ -125,11 +135,11 @@ def _cell(value: ArgValue) -> str:
     try:
         return _value(value)
     except _NotSimple:
-        return printable(repr(value))
+        return repr(value)  # escapes what is not printable, as printable() does
 
 
 class JsonWriter:
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: LineStream) -> None:
         self.stream = stream
 
     def write(self, event: Event) -> None:

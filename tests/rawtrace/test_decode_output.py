@@ -108,7 +108,25 @@ def test_short_and_unknown_records_are_counted_not_decoded() -> None:
 
 def test_failed_vfork_has_no_child_and_comm_keeps_odd_bytes() -> None:
     (event,) = Decoder().decode(Batch.of([vfork_record(-11, comm=b"a\xffb\0junk")]))
-    assert (event.return_value, event.arg("pid"), event.process_name) == (-11, 0, "a\\xffb")
+    assert (event.return_value, event.arg("pid"), event.process_name) == (-11, 0, "a\udcffb")
+    assert os.fsencode(event.process_name) == b"a\xffb"  # the kernel's bytes, back
+
+
+def test_a_byte_that_is_not_utf8_and_text_spelling_its_escape_print_differently() -> None:
+    byte, text = (
+        Decoder().decode(Batch.of([vfork_record(1, comm=comm)]))[0]
+        for comm in (b"a\xff", b"a\\xff")
+    )
+    assert byte.process_name != text.process_name
+    assert json_line(byte) != json_line(text)
+    assert json.loads(json_line(byte))["processName"] == "a\udcff"
+    assert json.loads(json_line(text))["processName"] == "a\\xff"
+    rows = []
+    for event in (byte, text):
+        out = io.StringIO()
+        TableWriter(out).write(event)
+        rows.append(out.getvalue().splitlines()[1].split()[2])
+    assert rows == ["a\\udcff", "a\\\\xff"]
 
 
 names = st.text(st.characters(), max_size=20)
