@@ -52,15 +52,8 @@ class Tracer:
     on_batch (each read's events) and on_lost callbacks; fileno() nests it in an event loop.
 
     `plan` is a TracePlan, or events (names, or declarations such as rawtrace.syscall_event's)
-    with the options of TracePlan.build: the filters
-    `pid`, `tid`, `uid`, `comm`, `cgroup` (a path or an id) and `container` (an id prefix),
-    each one value or several (any matches), kinds combined (all must match), compiled into
-    the programs; `follow` (a process and every descendant it creates after the start);
-    `filters_in="user"` (filter the decoded events instead, as "auto" does for a kind whose
-    helper the kernel lacks; rawtrace.filters.placing); `attach` (a forced attach family,
-    rawtrace.attach.ladder); `transport` (perf rings or the BPF ring buffer,
-    rawtrace.transports.opening); `pages` (each ring's size); `stall_ms`; `sinks`
-    (rawtrace.outputs.sinks: each gets every event read).
+    with the options of TracePlan.build, which says what each means (filters, follow, attach,
+    transport, pages, stall_ms). Each of `sinks` (rawtrace.outputs.sinks) gets every event read.
 
     >>> with trace("vfork") as tracer:           # doctest: +SKIP
     ...     for event in tracer:
@@ -77,12 +70,7 @@ class Tracer:
         sinks: Sequence[Sink] = (),
         **options: Any,
     ) -> None:
-        if isinstance(plan, TracePlan) and options:
-            raise RawtraceError(
-                f"options given beside a TracePlan: {', '.join(options)}",
-                "set them in TracePlan.build, or pass event names instead of a plan",
-            )
-        self.plan = plan if isinstance(plan, TracePlan) else TracePlan.build(plan, **options)
+        self.plan = _plan_of(plan, options)
         self.on_event = on_event
         self.on_batch = on_batch
         self.on_lost = on_lost  # (cpu, newly lost records), from run()
@@ -148,7 +136,9 @@ class Tracer:
         the rings can still be read."""
         self._life.check_owner()
         self._stopped = True
-        self._wake()
+        with self._lock:  # a read blocked in another thread returns
+            if self._waiter is not None:
+                self._waiter.wake()
         self._session.detach()
 
     def close(self) -> None:
@@ -166,11 +156,6 @@ class Tracer:
             if self._waiter is not None:
                 self._waiter.close()
             self._session.close()
-
-    def _wake(self) -> None:
-        with self._lock:
-            if self._waiter is not None:
-                self._waiter.wake()
 
     def __enter__(self) -> Tracer:
         return self.start()
@@ -298,13 +283,9 @@ class Tracer:
         return self._stats(self._require_reader())
 
     def _stats(self, reader: RingReader) -> TraceStats:
-        return TraceStats(
-            self._delivered,
-            reader.lost_per_cpu(),
-            self._decoder.undecodable,
-            self._session.missed(),
-            self.sinks.stats(),
-        )
+        lost, missed = reader.lost_per_cpu(), self._session.missed()
+        undecodable = self._decoder.undecodable
+        return TraceStats(self._delivered, lost, undecodable, missed, self.sinks.stats())
 
     def _require_reader(self) -> RingReader:
         if self._reader is None:
@@ -313,6 +294,21 @@ class Tracer:
 
 
 _UNTIL_CHECK = 0.1  # seconds between checks of run()'s `until`
+
+
+def _plan_of(
+    plan: TracePlan | str | EventSpec | Sequence[str | EventSpec], options: dict[str, Any]
+) -> TracePlan:
+    """A plan as given, or built from events and TracePlan.build's options."""
+    if not isinstance(plan, TracePlan):
+        return TracePlan.build(plan, **options)
+    if options:
+        raise RawtraceError(
+            f"options given beside a TracePlan: {', '.join(options)}",
+            "set them in TracePlan.build, or pass event names instead of a plan",
+        )
+    return plan
+
 
 trace = Tracer
 """`rawtrace.trace(events, ...)`: a Tracer, started when its `with` block is entered."""
