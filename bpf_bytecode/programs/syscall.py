@@ -29,12 +29,10 @@ from dataclasses import dataclass
 
 from bpf_bytecode.asm import (
     add64_imm,
-    and64_imm,
     call,
     exit_,
     jeq_imm,
     jne_imm,
-    jset_imm,
     label,
     ldxdw,
     ldxw,
@@ -59,6 +57,7 @@ from bpf_bytecode.programs.capture import (
     SyscallArgs,
     load_args,
 )
+from bpf_bytecode.programs.clone_flags import CloneFlags, clone_flags_check
 from bpf_bytecode.programs.filters import NO_FILTERS, Filters, comm_filter, task_filters
 from bpf_bytecode.programs.output import Output, emit_output, emit_output_from
 from bpf_bytecode.programs.task import SCRATCH_SIZE, TaskFields, TaskLayout, read_task_fields
@@ -86,43 +85,6 @@ _TASK_FIELDS = TaskFields(
     ns_pid=REC.at(record.NS_PID),
     ns_ppid=REC.at(record.NS_PPID),
 )
-
-
-CLONE_VM, CLONE_THREAD = 0x100, 0x10000
-
-
-@dataclass(frozen=True)
-class CloneFlags:
-    """Which clone (or clone3) calls an event counts, where the architecture has no syscall of
-    its own for it (arm64's vfork is clone(CLONE_VM | CLONE_VFORK)): those whose flags have
-    all of `required` and none of `forbidden`. clone3's flags are cl_args->flags, in user
-    memory (`in_struct`)."""
-
-    required: int = 0
-    forbidden: int = 0
-    in_struct: bool = False
-
-
-def _clone_flags_check(only: CloneFlags, args: SyscallArgs) -> list[Item]:
-    """At entry, context in r6: goto OUT unless the call's flags are what `only` counts.
-    Clobbers r0-r5."""
-    read = [*load_args(args, 1, ARGS), ldxdw(R1, R10, ARGS.at(0))]
-    if only.in_struct:
-        read = [
-            *load_args(args, 1, ARGS),
-            *stack_addr(R1, SLOT),
-            mov64_imm(R2, 8),
-            ldxdw(R3, R10, ARGS.at(0)),
-            call(Helper.PROBE_READ_USER),
-            jne_imm(R0, 0, OUT),
-            ldxdw(R1, R10, SLOT),
-        ]
-    required = [and64_imm(R1, only.required), jne_imm(R1, only.required, OUT)]
-    return [
-        *read,
-        *([jset_imm(R1, only.forbidden, OUT)] if only.forbidden else []),
-        *(required if only.required else []),
-    ]
 
 
 def tail_size(capture: Capture, holds: bool) -> int:
@@ -240,7 +202,7 @@ def syscall_enter(
     if only is not None:
         if args is None:
             raise ValueError("a clone flags check needs the syscall's args")
-        check = _clone_flags_check(only, args)
+        check = clone_flags_check(only, args, ARGS, SLOT)
     if tail is None:
         note = [
             call(Helper.KTIME_GET_NS),

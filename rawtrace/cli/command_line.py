@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import json
-import logging
 import math
 import os
 import signal
@@ -19,7 +17,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Callable, NoReturn, TextIO
+from typing import NoReturn, TextIO
 
 import rawtrace
 from kernel_compat import KernelFactError, online_cpus
@@ -27,14 +25,15 @@ from rawtrace.attach import ladder as plan
 from rawtrace.cli.features_report import collect, format_table, runtime
 from rawtrace.cli.held_command import HeldCommand
 from rawtrace.cli.stop_signals import StopSignals
+from rawtrace.cli.streams import keep_standard_fds, log_to_stderr, open_event_sink
 from rawtrace.errors import RawtraceError, UsageError, VerifierError, reason
 from rawtrace.events.catalogue import CATALOGUE
 from rawtrace.events.event import Event
 from rawtrace.filters.kinds import KINDS
 from rawtrace.outputs.destinations import Destination, parse_output
+from rawtrace.outputs.file_sink import EventSink
 from rawtrace.outputs.formats import JsonWriter, TableWriter
 from rawtrace.outputs.process_tree import ProcessTree, with_summary_events
-from rawtrace.outputs.sink import EventSink, open_destination
 from rawtrace.outputs.sinks import ExportStats, sink
 from rawtrace.plan import RING_BYTES_MAX, TracePlan, event_specs
 from rawtrace.tracer import Tracer, TraceStats
@@ -221,15 +220,15 @@ def _run_trace(args: argparse.Namespace) -> int:
     # Events go to standard output only where no -o sends them elsewhere; files are checked
     # now, before anything is loaded.
     if args.output:
-        event_sinks = [_event_sink(path, stop.asked) for path in files]
+        event_sinks = [open_event_sink(path, stop.asked) for path in files]
     else:
-        event_sinks = [_event_sink(None, stop.asked)]
+        event_sinks = [open_event_sink(None, stop.asked)]
     tree = ProcessTree() if args.summary else None
     # --summary's own events are not printed; the plan's user-space ones (the stall alarm's) are
     printed = [*args.shown, *(spec.name for spec in args.plan.events if not spec.in_kernel)]
     writers = [JsonWriter(s) if args.json else TableWriter(s) for s in event_sinks]
     sinks = [sink(d, only=printed if tree else None) for d in destinations]
-    _log_to_stderr()
+    log_to_stderr()
     handed = 0  # events handed to the outputs
     failure: str | None = None
     with contextlib.ExitStack() as stack:
@@ -304,20 +303,6 @@ def _command_status(command: HeldCommand | None, stop: StopSignals, failure: str
     return command.wait()
 
 
-def _event_sink(output: str | None, stop: Callable[[], bool]) -> EventSink:
-    """Where events go: -o FILE (checked now, before anything is loaded), or stdout."""
-    if output is not None:
-        return EventSink(open_destination(output, stop), output, stop)
-    if sys.stdout is None:  # started with >&-
-        raise RawtraceError("standard output is closed", "give -o FILE for the events")
-    sys.stdout.flush()
-    try:
-        fd = sys.stdout.fileno()
-    except (AttributeError, ValueError, OSError):  # replaced in-process, as tests do
-        fd = 1
-    return EventSink(os.dup(fd), "standard output", stop)
-
-
 def _summary(stats: TraceStats, handed: int, event_sinks: Sequence[EventSink]) -> str:
     """The last line: events handed to the outputs, lost (per CPU, in probes), and those each
     file or stream did not take."""
@@ -342,16 +327,6 @@ def _export_line(export: ExportStats) -> str:
         f"({export.acknowledged} acknowledged), {export.dropped} dropped, "
         f"{export.unsent} unsent; {export.retried} retried (possible duplicates)"
     )
-
-
-def _log_to_stderr() -> None:
-    """The library's warnings (reconnects, drops) on stderr, as the CLI's own messages."""
-    logger = logging.getLogger("rawtrace")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.WARNING)
 
 
 def _write(
@@ -447,20 +422,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rawtrace: {reason(exc)}", file=sys.stderr)
         return 1
     return 0
-
-
-def keep_standard_fds() -> None:
-    """Put /dev/null on a closed fd 0, 1 or 2, so that no file rawtrace opens lands there and
-    no status line can end up in the event stream; a closed stderr drops the status lines (as
-    does one open only for reading, as a shell script's fd can be)."""
-    for fd in (0, 1, 2):
-        try:
-            os.fstat(fd)
-        except OSError:
-            os.open(os.devnull, os.O_RDWR)  # the lowest free fd: this one
-    if fcntl.fcntl(2, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY:
-        null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(null, 2)
-        os.close(null)
-    if sys.stderr is None:
-        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115 - lives as long as the process

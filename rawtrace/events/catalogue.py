@@ -1,6 +1,6 @@
 """The event catalogue: one declaration per event (rawtrace/events/declaring.py), saying what it
 is called, its Tracee id, its feed, its args and the kinds of its record's tail
-(rawtrace/events/kinds.py). Everything else (planning, capturing, attaching, decoding, output)
+(rawtrace/events/arg_kinds.py). Everything else (planning, capturing, attaching, decoding, output)
 reads these declarations. A syscall event whose args are plain C types is one `syscall_event`
 line; its number goes in the architectures' tables (kernel_compat/arch/syscall_tables.py)."""
 
@@ -8,19 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from bpf_bytecode.programs.syscall import CLONE_THREAD, CLONE_VM, CloneFlags
+from bpf_bytecode.programs.clone_flags import CLONE_THREAD, CLONE_VM, CloneFlags
 from bpf_bytecode.programs.vfork import CLONE_VFORK, HeldWhen
 from rawtrace.errors import RawtraceError
-from rawtrace.events.declaring import (
-    TRACEE_IDS,
-    ArgSpec,
-    EventSpec,
-    StallFeed,
-    SyscallFeed,
-    TracepointFeed,
-    kind_of,
-)
-from rawtrace.events.kinds import (
+from rawtrace.events.arg_kinds import (
     HOLD_NAMES,
     TRUNCATED_ARG_NAME,
     ExecBlock,
@@ -30,6 +21,15 @@ from rawtrace.events.kinds import (
     HoldBlock,
     ReturnPid,
     WaitStatus,
+)
+from rawtrace.events.declaring import (
+    TRACEE_IDS,
+    ArgSpec,
+    EventSpec,
+    StallFeed,
+    SyscallFeed,
+    TracepointFeed,
+    kind_of,
 )
 
 # rawtrace's own, after a holding call's args: how long the parent was suspended, what

@@ -1,5 +1,5 @@
 """What an event declaration is: its name, Tracee id, feed, args and the kinds of its record's
-tail (rawtrace/events/kinds.py), from which its layout, its capture and its decoding follow.
+tail (rawtrace/events/arg_kinds.py), from which its layout, its capture and its decoding follow.
 
 `syscall_event` turns a syscall's C prototype into a declaration: each arg's C type picks its
 kind (a string for `const char*`, a pointer for any other `*`, an integer of the type's width).
@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from bpf_bytecode.programs.capture import Capture
-from bpf_bytecode.programs.syscall import CloneFlags
+from bpf_bytecode.programs.clone_flags import CloneFlags
 from bpf_bytecode.programs.vfork import HeldWhen
 from kernel_compat import FeatureMissing, syscall_table
 from rawtrace.errors import RawtraceError
-from rawtrace.events.kinds import (
+from rawtrace.events.arg_kinds import (
     TRUNCATED_ARG_NAME,
     Bool,
     Field,

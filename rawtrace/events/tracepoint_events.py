@@ -22,9 +22,9 @@ from bpf_bytecode.programs.capture import PATH_SIZE, TRUNCATED_PATH, UNAVAILABLE
 from bpf_bytecode.programs.tracepoint_copy import CtxCopy, CtxField, CtxString
 from kernel_compat import KernelFactError, TracepointField, read_tracepoint_format
 from rawtrace.errors import RawtraceError
+from rawtrace.events.arg_kinds import TRUNCATED_ARG_NAME, Field, Reader
 from rawtrace.events.declaring import ArgSpec, EventSpec, TracepointFeed
 from rawtrace.events.event import ArgValue, kernel_string
-from rawtrace.events.kinds import TRUNCATED_ARG_NAME, Field, Reader
 from rawtrace.kernel.tracefs_mount import ensure_tracefs
 
 TRACEPOINT_IDS = 60_000  # above Tracee's ranges and rawtrace's other own ids

@@ -9,9 +9,9 @@ import pytest
 
 from bpf_bytecode.programs.capture import PATH_SIZE, Capture, ExecStrings, FirstU64, UserString
 from rawtrace import RawtraceError
+from rawtrace.events.arg_kinds import ExecBlock, FirstU64Kind, HoldBlock, Int, Pointer, UserStr
 from rawtrace.events.catalogue import CATALOGUE, CLONE3, EXECVE
 from rawtrace.events.declaring import ArgSpec, syscall_event
-from rawtrace.events.kinds import ExecBlock, FirstU64Kind, HoldBlock, Int, Pointer, UserStr
 
 
 def test_the_layout_says_offset_kind_and_size_of_every_field() -> None:
