@@ -190,7 +190,9 @@ class _Parser(argparse.ArgumentParser):
     """Usage errors in one line (argparse prints the usage first), exit status 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (--help shows the options)\n")
+        # an argument may hold a newline or escape sequence: shown escaped, on one line
+        shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+        self.exit(2, f"{self.prog}: error: {shown} (--help shows the options)\n")
 
 
 def _slow_path_warning() -> str | None:
@@ -309,7 +311,9 @@ def _summary(stats: TraceStats, handed: int, event_sinks: Sequence[EventSink]) -
     per_cpu = ", ".join(f"cpu{c}: {n}" for c, n in sorted(stats.lost_per_cpu.items()))
     # Probe misses are unknown where the kernel keeps them to itself (kprobe PMU before 6.7).
     missed = "unknown" if stats.missed is None else stats.missed
-    line = f"rawtrace: {handed} events, {stats.lost} lost ({per_cpu}; probe misses: {missed})"
+    # events written: to the first file (or stdout), whose shortfall the next words count
+    written = event_sinks[0].written if event_sinks else handed
+    line = f"rawtrace: {written} events, {stats.lost} lost ({per_cpu}; probe misses: {missed})"
     for event_sink in event_sinks:
         if event_sink.unwritten:
             cause = event_sink.failure or "the reader closed the pipe"

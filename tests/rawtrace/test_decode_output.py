@@ -28,7 +28,7 @@ from kernel_compat import FeatureMissing
 from kernel_compat.system.cgroups import cgroup2_mountpoint
 from rawtrace.events.catalogue import BY_ID
 from rawtrace.events.decoding import Decoder
-from rawtrace.events.event import Arg, Event, kernel_string
+from rawtrace.events.event import Arg, Event, host_name, kernel_string
 from rawtrace.outputs.formats import TableWriter, json_line
 from rawtrace.transports.batch import Batch
 
@@ -318,7 +318,7 @@ def test_kernel_times_become_wall_clock_times() -> None:
     (event,) = Decoder().decode(Batch.of([_with(vfork_record(10), ts=now, start_ts=now - 5)]))
     assert abs(event.timestamp - time.time_ns()) < 60 * 10**9
     assert event.timestamp - event.call_start == 5
-    assert (event.event_id, event.event_name, event.host_name) == (58, "vfork", "")
+    assert (event.event_id, event.event_name, event.host_name) == (58, "vfork", host_name())
 
 
 def test_a_record_without_a_tail_decodes_for_an_event_that_has_none() -> None:

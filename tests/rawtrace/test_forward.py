@@ -191,4 +191,6 @@ def test_stalled_reader_fills_the_queue_and_drops_are_counted() -> None:
     stats = exporter.stats()
     _balanced(stats)
     assert stats.offered == 20_000 and stats.dropped >= 20_000 - 1000 - stats.sent
-    assert stats.unsent > 0
+    # how much the loopback socket buffers absorb before the sender blocks varies with the
+    # kernel and the load: what is left unsent at the deadline may be 0, the balance holds
+    assert stats.dropped > 0

@@ -17,7 +17,7 @@ def test_a_plan_holds_what_was_asked() -> None:
     plan = TracePlan.build(
         "vfork,exit", pid=[10, 11], comm="sh", stall_ms=50, attach="tracepoint", pages=4
     )
-    assert [spec.name for spec in plan.events] == ["vfork", "exit"]
+    assert [spec.name for spec in plan.events] == ["vfork", "exit", "vfork_stall"]
     assert (plan.filters.pids, plan.filters.comms) == ((10, 11), (b"sh",))
     assert (plan.stall_ms, plan.attach, plan.pages, plan.transport) == (50, "tracepoint", 4, "auto")
     assert plan.holds
@@ -32,11 +32,11 @@ def test_a_plan_holds_what_was_asked() -> None:
         ({"attach": "fentry"}, "unknown attach mode 'fentry'"),
         ({"transport": "pipe"}, "unknown transport 'pipe'"),
         ({"filters_in": "gpu"}, "unknown filters_in 'gpu'"),
-        ({"stall_ms": 0.0}, "a stall threshold of 0.0 ms"),
-        ({"stall_ms": float("nan")}, "a stall threshold of nan ms"),
+        ({"stall_ms": 0.0}, r"stall_ms \(--stall-ms\) 0.0 is no threshold"),
+        ({"stall_ms": float("nan")}, r"stall_ms \(--stall-ms\) nan is no threshold"),
         ({"events": "exit", "stall_ms": 10.0}, "none of them is traced"),
         ({"gpu": 1}, "unknown filter 'gpu'"),
-        ({"comm": "x" * 16}, "bad filter"),
+        ({"comm": "x" * 16}, "can be no process's name"),
     ],
 )
 def test_a_bad_option_is_refused_with_its_name(options: dict[str, object], message: str) -> None:

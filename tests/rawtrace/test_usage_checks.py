@@ -87,7 +87,10 @@ def test_the_root_cgroup_is_named_as_proc_pid_cgroup_names_it() -> None:
     ("options", "says"),
     [
         ({"events": []}, "no events to trace"),
-        ({"events": 5}, "events: event names, as a list or one comma-separated string, not 5"),
+        (
+            {"events": 5},
+            "events: event names or declarations, as a list or one comma-separated string, not 5",
+        ),
         ({"events": ["vfork", None]}, "events: event names"),
         ({"follow": "12"}, "--follow takes a whole number, not str '12'"),
         ({"follow": True}, "--follow takes a whole number, not bool True"),
