@@ -13,7 +13,8 @@ from workload import spawn_true
 import rawtrace
 from rawtrace import Event, RawtraceError
 
-pytestmark = pytest.mark.live
+# the outputs and the API around the trace, not the kernel: run once, on the host
+pytestmark = [pytest.mark.live, pytest.mark.host_only]
 
 
 def _vforked(tracer: rawtrace.Tracer, count: int) -> list[Event]:

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 from forward_receiver import ForwardReceiver
 
-pytestmark = pytest.mark.live
+# the outputs and the API around the trace, not the kernel: run once, on the host
+pytestmark = [pytest.mark.live, pytest.mark.host_only]
 
 SHELL = "for i in 1 2 3; do /bin/true; done; /bin/echo done >/dev/null"
 EXPORT = re.compile(

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.live
+# the outputs and the API around the trace, not the kernel: run once, on the host
+pytestmark = [pytest.mark.live, pytest.mark.host_only]
 
 ROOT = Path(__file__).resolve().parents[2]
 RAWTRACE = [sys.executable, "-m", "rawtrace", "trace"]
