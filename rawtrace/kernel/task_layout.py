@@ -18,6 +18,7 @@ import json
 import os
 import stat
 import struct
+import sys
 from collections.abc import Iterator
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -132,8 +133,11 @@ def task_layout(directory: Path = CACHE_DIR) -> TaskLayout | None:
 def cache_key() -> str:
     """What the cache stays true for: this boot, this BTF and the code that reads the layout."""
     code = hashlib.sha256()
-    for module in (__file__, task.__file__):
-        code.update(Path(module).read_bytes())
+    for module in (sys.modules[__name__], task):
+        # through the loader: from a zipped wheel there is no file to read
+        get_source = getattr(module.__loader__, "get_source", None)
+        source = get_source(module.__name__) if get_source is not None else None
+        code.update((source or "").encode())
     btf_size = vmlinux_btf_path().stat().st_size
     return f"{boot_id()}/{btf_size}/{code.hexdigest()[:16]}"
 
