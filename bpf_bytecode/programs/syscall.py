@@ -54,10 +54,11 @@ from bpf_bytecode.programs.capture import (
     MAX_ARGS,
     Capture,
     CaptureFrame,
+    CloneFlags,
     SyscallArgs,
+    clone_flags_check,
     load_args,
 )
-from bpf_bytecode.programs.clone_flags import CloneFlags, clone_flags_check
 from bpf_bytecode.programs.filters import NO_FILTERS, Filters, comm_filter, task_filters
 from bpf_bytecode.programs.output import Output, emit_output, emit_output_from
 from bpf_bytecode.programs.task import SCRATCH_SIZE, TaskFields, TaskLayout, read_task_fields

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from bpf_bytecode.programs.clone_flags import CLONE_THREAD, CLONE_VM, CloneFlags
+from bpf_bytecode.programs.capture import CLONE_THREAD, CLONE_VM, CloneFlags
 from bpf_bytecode.programs.vfork import CLONE_VFORK, HeldWhen
 from rawtrace.errors import RawtraceError
 from rawtrace.events.arg_kinds import (

@@ -11,8 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
-from bpf_bytecode.programs.capture import Capture
-from bpf_bytecode.programs.clone_flags import CloneFlags
+from bpf_bytecode.programs.capture import Capture, CloneFlags
 from bpf_bytecode.programs.vfork import HeldWhen
 from kernel_compat import FeatureMissing, syscall_table
 from rawtrace.errors import RawtraceError

@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from bpf_bytecode.programs.clone_flags import CloneFlags
+from bpf_bytecode.programs.capture import CloneFlags
 from kernel_compat import SyscallTable, syscall_table
 from rawtrace.errors import KernelFeatureMissing
 from rawtrace.events.catalogue import CATALOGUE

@@ -7,8 +7,7 @@ from types import MappingProxyType
 import pytest
 
 from bpf_bytecode import assemble, disassemble
-from bpf_bytecode.programs.capture import ArgsInUserRegs
-from bpf_bytecode.programs.clone_flags import CLONE_THREAD, CLONE_VM, CloneFlags
+from bpf_bytecode.programs.capture import CLONE_THREAD, CLONE_VM, ArgsInUserRegs, CloneFlags
 from bpf_bytecode.programs.syscall import syscall_enter
 from bpf_bytecode.programs.vfork import CLONE_VFORK
 from kernel_compat import SyscallTable, syscall_table
