@@ -79,12 +79,15 @@ def test_summary_tree_of_a_command(tmp_path: Path) -> None:
     assert re.fullmatch(r"rawtrace: 2 events, 0 lost .*; 12 read from the rings", stderr[-1])
 
 
-# two new pid namespaces side by side, each with its pid 1 vforking /bin/true as its pid 2
+# two new pid namespaces side by side, each with its pid 1 vforking /bin/true as its pid 2.
+# Both live at once: the kernel hands a freed namespace's inode number to the next one (seen
+# under 6.1 and 5.10), so one after the other they could share it
 TWO_NAMESPACES = """
 import subprocess, sys
-inner = "import subprocess; subprocess.run(['/bin/true'])"
-for _ in range(2):
-    subprocess.run(["unshare", "--pid", "--fork", sys.executable, "-c", inner], check=True)
+inner = "import subprocess, time; subprocess.run(['/bin/true']); time.sleep(2)"
+both = [subprocess.Popen(["unshare", "--pid", "--fork", sys.executable, "-c", inner])
+        for _ in range(2)]
+assert [child.wait() for child in both] == [0, 0]
 """
 
 
